@@ -1,0 +1,7 @@
+"""`python -m edge` runs the moodbox command line."""
+
+from __future__ import annotations
+
+from edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Strict, typed configuration: config.yaml plus MOODBOX_<SECTION>_<KEY> overrides.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a typo
+is an error with its key path and YAML line instead of a silently ignored
+setting. Paths that are relative are resolved against the config file's folder,
+so the repository's config.yaml works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from edge.errors import ConfigError
+
+ENV_PREFIX = "MOODBOX_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class GeneralConfig(Section):
+    """Identity, storage and logging of this moodbox."""
+
+    device_id: str = Field(
+        "moodbox",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="Short id: MQTT topic prefix and Home Assistant device id.",
+    )
+    state_dir: Path = Field(
+        Path("~/.local/state/moodbox"),
+        description="Where enrolled users and preferences live (SQLite, mode 0700). "
+        "systemd sets $STATE_DIRECTORY, which wins over this.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the daemon."
+    )
+
+
+class CameraConfig(Section):
+    """Where frames come from; ``type`` picks the adapter."""
+
+    type: Literal["replay", "opencv", "picamera"] = Field(
+        "replay",
+        description="replay: folder of images or a video file; opencv: device "
+        "index, video file or URL; picamera: Raspberry Pi camera via picamera2.",
+    )
+    source: str = Field(
+        "demo/faces",
+        description="replay: folder or video file; opencv: device index ('0'), file or URL; "
+        "picamera: camera number ('0').",
+    )
+    fps: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="Frames per second to deliver (paced); "
+        "0: as fast as the source allows (replay benchmarks and soak runs).",
+    )
+    loop: bool = Field(True, description="replay: start again after the last frame.")
+    width: int = Field(640, ge=64, le=4096, description="Main stream width (picamera, opencv).")
+    height: int = Field(480, ge=48, le=4096, description="Main stream height.")
+    lores_width: int = Field(320, ge=64, le=1920, description="picamera: detection stream width.")
+    lores_height: int = Field(240, ge=48, le=1080, description="picamera: detection stream height.")
+    open_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="A source that delivers no frame for this long raises a retryable CameraError.",
+    )
+
+
+class DetectConfig(Section):
+    """Face detection (BlazeFace short range, int8-free float TFLite)."""
+
+    model: Path = Field(
+        Path("models/face_detection_short_range.tflite"),
+        description="BlazeFace TFLite file (see models/README.md).",
+    )
+    min_score: float = Field(0.6, ge=0.05, le=1.0, description="Detection score threshold.")
+    nms_iou: float = Field(0.3, gt=0, lt=1, description="Overlap above which boxes merge.")
+    min_face_px: int = Field(40, ge=8, description="Ignore faces narrower than this (pixels).")
+    every_n_frames: int = Field(
+        1,
+        ge=1,
+        le=30,
+        description="Run the detector on every n-th frame and track faces in between.",
+    )
+    threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
+
+
+class EmotionConfig(Section):
+    """Emotion classifier (our int8 CNN)."""
+
+    model: Path = Field(Path("models/emotion_int8.tflite"), description="Full-int8 TFLite CNN.")
+    labels: Path = Field(Path("models/emotion_labels.txt"), description="One label per line.")
+    metadata: Path = Field(
+        Path("models/emotion_model.json"),
+        description="Temperature and provenance written by training.",
+    )
+    crop_scale: float = Field(
+        1.2,
+        ge=1.0,
+        le=2.0,
+        description="Square crop side as a "
+        "multiple of the detector box (FER-style faces include some hair).",
+    )
+    flip_tta: bool = Field(
+        True,
+        description="Average the face and its mirror image "
+        "(two int8 passes, still well under 1 ms each).",
+    )
+    threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
+
+
+class DecideConfig(Section):
+    """Smoothing and hysteresis of per-face emotion probabilities."""
+
+    smoothing_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Time constant of the exponential moving average over probability vectors.",
+    )
+    hold_s: float = Field(
+        1.5, ge=0, le=60, description="A new mood must lead for this long before it is reported."
+    )
+    margin: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="A new mood must beat the current one "
+        "by this much (smoothed probability) to count as leading.",
+    )
+    track_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Forget a face track after it has not been seen for this long.",
+    )
+    track_iou: float = Field(
+        0.3, gt=0, lt=1, description="Box overlap that links a detection to an existing track."
+    )
+
+
+class RunConfig(Section):
+    """Daemon loop settings."""
+
+    events_stdout: bool = Field(True, description="Print events as JSON lines on stdout.")
+    camera_restart_budget: int = Field(
+        5,
+        ge=0,
+        description="Camera reopen attempts in a row before the daemon exits non-zero for systemd.",
+    )
+    camera_backoff_s: float = Field(1.0, gt=0, description="First reopen delay; doubles.")
+
+
+class MoodboxConfig(Section):
+    """The whole configuration file."""
+
+    general: GeneralConfig = GeneralConfig()
+    camera: CameraConfig = CameraConfig()
+    detect: DetectConfig = DetectConfig()
+    emotion: EmotionConfig = EmotionConfig()
+    decide: DecideConfig = DecideConfig()
+    run: RunConfig = RunConfig()
+
+    def resolve(self, path: Path | str) -> Path:
+        """A config path, absolute: relative ones are relative to the config file."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self._base_dir / path).resolve()
+
+    def state_dir(self) -> Path:
+        """The state directory, honouring systemd's $STATE_DIRECTORY."""
+        override = os.environ.get("STATE_DIRECTORY")
+        return Path(override.split(":")[0]) if override else self.resolve(self.general.state_dir)
+
+    _base_dir: Path = PrivateAttr(default=REPO_ROOT)
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in the YAML text to its 1-based line number."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Settings from MOODBOX_<SECTION>_<KEY> variables, values parsed as YAML scalars."""
+    overrides: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    known = {
+        f"{ENV_PREFIX}{section.upper()}_{key.upper()}": (section, key)
+        for section, field in MoodboxConfig.model_fields.items()
+        for key in field.annotation.model_fields  # type: ignore[union-attr]
+    }
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        if name not in known:
+            problems.append(f"{name}: unknown setting (expected {ENV_PREFIX}<SECTION>_<KEY>)")
+            continue
+        section, key = known[name]
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        overrides.setdefault(section, {})[key] = value
+    return overrides, problems
+
+
+# Variables with the prefix that are not settings (secrets are read where used).
+_NOT_SETTINGS = frozenset({"MOODBOX_MQTT_PASSWORD", "MOODBOX_CONFIG"})
+
+
+def load_config(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> MoodboxConfig:
+    """Load, merge environment overrides, validate; raise ConfigError listing every problem."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {err}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    overrides, problems = _env_overrides(environ)
+    for section, values in overrides.items():
+        current = data.get(section)
+        data[section] = {**(current if isinstance(current, dict) else {}), **values}
+    lines = _line_index(text)
+    try:
+        config = MoodboxConfig.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            line = lines.get(loc) or lines.get(loc[:1])
+            env_name = f"{ENV_PREFIX}{'_'.join(loc).upper()}"
+            source = (
+                f"line {line}"
+                if line and env_name not in environ
+                else f"env {env_name}"
+                if env_name in environ
+                else "default"
+            )
+            problems.append(f"{'.'.join(loc)} ({source}): {error['msg']}")
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems) from err
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
+    config._base_dir = path.resolve().parent
+    return config

@@ -1,0 +1,132 @@
+"""Pure policy: smooth each face's emotion probabilities and report a mood once it has held.
+
+No clock reads and no I/O: observations and ``now`` come in, events go out
+(STYLE.md lesson 9), so tests drive time frame by frame.
+
+Per track, probability vectors are averaged with an exponential moving average
+whose weight follows the real time between frames (time constant
+``smoothing_s``), so a slow and a fast camera smooth alike. A mood is reported
+when it has led the smoothed vector for ``hold_s``; a later mood must lead the
+reported one by ``margin`` for ``hold_s`` before it replaces it (hysteresis).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.classify import EMOTIONS
+from edge.events import Event, FaceLost, MoodChanged
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One classified face in one frame."""
+
+    track_id: int
+    probabilities: np.ndarray
+    box: tuple[int, int, int, int]
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class _TrackMood:
+    smoothed: np.ndarray
+    last_time: float
+    mood: int | None = None
+    candidate: int | None = None
+    candidate_since: float = 0.0
+    user: str | None = None
+    history: list[str] = field(default_factory=list)
+
+
+class MoodDecider:
+    """Per-track smoothing with hysteresis; emits MoodChanged and FaceLost."""
+
+    def __init__(
+        self,
+        *,
+        smoothing_s: float = 1.0,
+        hold_s: float = 1.5,
+        margin: float = 0.05,
+        labels: tuple[str, ...] = EMOTIONS,
+    ) -> None:
+        self._tau = smoothing_s
+        self._hold_s = hold_s
+        self._margin = margin
+        self._labels = labels
+        self._tracks: dict[int, _TrackMood] = {}
+
+    def smoothed(self, track_id: int) -> np.ndarray | None:
+        """The current smoothed probabilities of a track (a copy), if known."""
+        state = self._tracks.get(track_id)
+        return None if state is None else state.smoothed.copy()
+
+    def mood(self, track_id: int) -> str | None:
+        state = self._tracks.get(track_id)
+        return None if state is None or state.mood is None else self._labels[state.mood]
+
+    def update(
+        self,
+        now: float,
+        observations: list[Observation],
+        *,
+        lost: Sequence[int] = (),
+        wall_time: float | None = None,
+    ) -> list[Event]:
+        """Fold in this frame's observations and ended tracks; return the events."""
+        stamp = now if wall_time is None else wall_time
+        events: list[Event] = []
+        for obs in observations:
+            event = self._observe(now, stamp, obs)
+            if event is not None:
+                events.append(event)
+        for track_id in lost:
+            state = self._tracks.pop(track_id, None)
+            if state is not None:
+                last = None if state.mood is None else self._labels[state.mood]
+                events.append(
+                    FaceLost(time=stamp, track_id=track_id, last_mood=last, user=state.user)
+                )
+        return events
+
+    def _observe(self, now: float, stamp: float, obs: Observation) -> MoodChanged | None:
+        probs = np.asarray(obs.probabilities, dtype=np.float64)
+        state = self._tracks.get(obs.track_id)
+        if state is None:
+            state = self._tracks[obs.track_id] = _TrackMood(probs.copy(), now)
+        else:
+            dt = max(0.0, now - state.last_time)
+            alpha = 1.0 - math.exp(-dt / self._tau)
+            state.smoothed += alpha * (probs - state.smoothed)
+            state.last_time = now
+        state.user = obs.user or state.user
+        leader = int(np.argmax(state.smoothed))
+        leads = state.mood is None or (
+            leader != state.mood
+            and state.smoothed[leader] - state.smoothed[state.mood] >= self._margin
+        )
+        if not leads:
+            state.candidate = None
+            return None
+        if state.candidate != leader:
+            state.candidate, state.candidate_since = leader, now
+        if now - state.candidate_since < self._hold_s:
+            return None
+        previous = None if state.mood is None else self._labels[state.mood]
+        state.mood, state.candidate = leader, None
+        return MoodChanged(
+            time=stamp,
+            track_id=obs.track_id,
+            mood=self._labels[leader],
+            previous=previous,
+            probabilities={
+                label: round(float(p), 4)
+                for label, p in zip(self._labels, state.smoothed, strict=True)
+            },
+            box=obs.box,
+            user=state.user,
+        )

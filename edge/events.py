@@ -1,0 +1,104 @@
+"""Events that leave the pipeline: what happened, to whom, when. JSON-ready.
+
+Every event has a ``type`` (its wire name), ``time`` (Unix seconds, rendered
+ISO-8601 in JSON) and its own fields. Sinks receive them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, TextIO
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base event; subclasses set ``type``."""
+
+    type: ClassVar[str] = "event"
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time"] = iso_time(self.time)
+        return {"type": self.type, **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class MoodChanged(Event):
+    """A face's smoothed mood changed (or was first established)."""
+
+    type: ClassVar[str] = "mood_changed"
+    track_id: int
+    mood: str
+    previous: str | None
+    probabilities: dict[str, float]
+    box: tuple[int, int, int, int]
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceLost(Event):
+    """A face track ended (not seen for ``decide.track_timeout_s``)."""
+
+    type: ClassVar[str] = "face_lost"
+    track_id: int
+    last_mood: str | None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged(Event):
+    """A dependency went away or came back (camera, audio, broker)."""
+
+    type: ClassVar[str] = "status"
+    component: str
+    ok: bool
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
+
+
+class EventSink(Protocol):
+    """Receives every event; must not block the frame loop."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+class JsonLinesSink:
+    """Events as JSON lines on a stream (stdout by default)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def emit(self, event: Event) -> None:
+        stream = self._stream or sys.stdout
+        stream.write(event.to_json() + "\n")
+        stream.flush()
+
+
+class LogSink:
+    """Events as one log line each."""
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, MoodChanged):
+            logger.info(
+                "face %d%s: mood %s (%.0f%%)",
+                event.track_id,
+                f" ({event.user})" if event.user else "",
+                event.mood,
+                100 * event.probabilities[event.mood],
+            )
+        else:
+            logger.info("%s: %s", event.type, event.to_json())

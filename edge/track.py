@@ -1,0 +1,77 @@
+"""Face tracks across frames: greedy IoU matching of detections to known faces.
+
+A track id stays with a face while its boxes overlap from frame to frame, so
+later stages (smoothing, embedding, recognition) work per person, not per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.detect import Detection
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass(slots=True)
+class Track:
+    """One face over time. ``data`` holds per-track state of later stages."""
+
+    track_id: int
+    detection: Detection
+    first_seen: float
+    last_seen: float
+    hits: int = 1
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    """Assigns track ids to detections; drops tracks unseen for ``timeout_s``."""
+
+    def __init__(self, *, iou_threshold: float = 0.3, timeout_s: float = 2.0) -> None:
+        self._iou_threshold = iou_threshold
+        self._timeout_s = timeout_s
+        self._next_id = 1
+        self.tracks: dict[int, Track] = {}
+
+    def update(self, detections: list[Detection], now: float) -> tuple[list[Track], list[Track]]:
+        """Match detections; return (tracks seen now, tracks that just expired)."""
+        pairs = sorted(
+            (
+                (iou(track.detection.box, det.box), tid, i)
+                for tid, track in self.tracks.items()
+                for i, det in enumerate(detections)
+            ),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_dets: set[int] = set()
+        seen: list[Track] = []
+        for overlap, tid, i in pairs:
+            if overlap < self._iou_threshold:
+                break
+            if tid in used_tracks or i in used_dets:
+                continue
+            track = self.tracks[tid]
+            track.detection, track.last_seen = detections[i], now
+            track.hits += 1
+            used_tracks.add(tid)
+            used_dets.add(i)
+            seen.append(track)
+        for i, det in enumerate(detections):
+            if i not in used_dets:
+                track = Track(self._next_id, det, first_seen=now, last_seen=now)
+                self.tracks[track.track_id] = track
+                self._next_id += 1
+                seen.append(track)
+        expired = [t for t in self.tracks.values() if now - t.last_seen > self._timeout_s]
+        for track in expired:
+            del self.tracks[track.track_id]
+        return seen, expired

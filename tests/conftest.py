@@ -1,0 +1,67 @@
+"""Shared fixtures: repository paths, real data from ../shared/data, test configs."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("MOODBOX_SHARED_DATA", ROOT.parent / "shared" / "data"))
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+# Headless SDL for every test that touches pygame.
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"shared data not found at {DATA} (set MOODBOX_SHARED_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def fer_private_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder-per-class tree of the first 40 PrivateTest images per class (real FER-2013)."""
+    out = tmp_path_factory.mktemp("fer_private")
+    taken: dict[str, int] = {}
+    with tarfile.open(shared_data / "fer2013" / "fer2013-images.tar.gz") as archive:
+        for member in archive:
+            name = Path(member.name)
+            if not member.isfile() or not name.name.startswith("PrivateTest_"):
+                continue
+            label = name.parent.name
+            if taken.get(label, 0) >= 40:
+                continue
+            taken[label] = taken.get(label, 0) + 1
+            target = out / label / name.name
+            target.parent.mkdir(exist_ok=True)
+            handle = archive.extractfile(member)
+            assert handle is not None
+            target.write_bytes(handle.read())
+    return out
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MOODBOX_* variables from the developer's shell leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("MOODBOX_") and name != "MOODBOX_SHARED_DATA":
+            monkeypatch.delenv(name)
+    yield
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
