@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from edge.camera import Frame, FrameSource, open_source
 from edge.classify import EmotionClassifier, TFLiteEmotionClassifier, crop_face
@@ -112,6 +113,23 @@ def _scaled(detection: Detection, factor: float) -> Detection:
     return Detection((x0, y0, x1, y1), detection.score, detection.keypoints * factor)
 
 
+class Service(Protocol):
+    """A long-lived part beside the frame loop (music, MQTT, watchdog, …).
+
+    ``start`` gets the app's ``emit`` so the service can publish events of its
+    own; ``poll`` runs on the loop thread after every processed frame (do
+    thread-confined work such as pygame calls or queued MQTT commands here,
+    and keep it short); ``stop`` runs in reverse start order. A service that
+    also has ``emit(event)`` is added to the sinks and sees every event.
+    """
+
+    def start(self, emit: Callable[[Event], None]) -> None: ...
+
+    def poll(self, now: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class RunLimits:
     """Optional early stop (`--max-frames`, `--max-seconds`)."""
@@ -135,6 +153,7 @@ class App:
         pipeline: Pipeline | None = None,
         source_factory: Callable[[MoodboxConfig], FrameSource] = open_source,
         sinks: Sequence[EventSink] | None = None,
+        services: Sequence[Service] = (),
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
@@ -146,8 +165,13 @@ class App:
         if config.run.events_stdout:
             default_sinks.append(JsonLinesSink())
         self.sinks: list[EventSink] = list(sinks) if sinks is not None else default_sinks
+        self.services: list[Service] = list(services)
+        for service in self.services:
+            if hasattr(service, "emit"):
+                self.sinks.append(service)  # type: ignore[arg-type]
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
+        self._failures = 0
 
     def stop(self) -> None:
         """Ask the loop to finish after the current frame (signal-safe)."""
@@ -161,17 +185,28 @@ class App:
                 logger.exception("event sink %s failed", type(sink).__name__)
 
     def run(self, limits: RunLimits | None = None) -> int:
-        """The frame loop. Returns a process exit code."""
+        """Start services, run the frame loop, stop everything in reverse. An exit code."""
         limits = limits or RunLimits()
         deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
-        frames = 0
-        failures = 0
-        source: FrameSource | None = None
-        camera_ok = True
+        started: list[Service] = []
         try:
-            while not self._stop.is_set():
-                if limits.reached(frames, deadline):
-                    break
+            for service in self.services:
+                service.start(self.emit)
+                started.append(service)
+            return self._loop(limits, deadline, started)
+        finally:
+            for service in reversed(started):
+                try:
+                    service.stop()
+                except Exception:
+                    logger.exception("stopping %s failed", type(service).__name__)
+
+    def _loop(self, limits: RunLimits, deadline: float | None, services: list[Service]) -> int:
+        frames = 0
+        self._failures = 0
+        source: FrameSource | None = None
+        try:
+            while not self._stop.is_set() and not limits.reached(frames, deadline):
                 try:
                     if source is None:
                         source = self._source_factory(self.config)
@@ -181,38 +216,48 @@ class App:
                     logger.info("camera source finished")
                     break
                 except CameraError as err:
-                    failures += 1
-                    self.stats.count("camera_errors")
-                    if camera_ok:
-                        camera_ok = False
-                        logger.warning("camera lost: %s", err)
-                        self.emit(
-                            StatusChanged(
-                                time=time.time(), component="camera", ok=False, detail=str(err)
-                            )
-                        )
                     if source is not None:
                         source.close()
                         source = None
-                    if failures > self.config.run.camera_restart_budget:
-                        logger.error(
-                            "camera did not recover after %d attempts; exiting so "
-                            "the service manager can restart moodbox",
-                            failures - 1,
-                        )
+                    if not self._camera_failed(err):
                         return EXIT_CAMERA_LOST
-                    self._sleep(self.config.run.camera_backoff_s * 2 ** (failures - 1))
                     continue
-                if not camera_ok:
-                    camera_ok = True
-                    logger.info("camera recovered")
-                    self.emit(StatusChanged(time=time.time(), component="camera", ok=True))
-                failures = 0
+                self._camera_recovered()
                 frames += 1
                 for event in self.pipeline.process(frame, wall_time=time.time()):
                     self.emit(event)
+                for service in services:
+                    try:
+                        service.poll(frame.timestamp)
+                    except Exception:  # one service's bug must not stop the camera loop
+                        logger.exception("%s.poll failed", type(service).__name__)
         finally:
             if source is not None:
                 source.close()
         logger.info("stopped after %d frames (%.1f fps)", frames, self.stats.fps)
         return EXIT_OK
+
+    def _camera_failed(self, err: CameraError) -> bool:
+        """Count a camera failure and back off; False once the restart budget is spent."""
+        self._failures += 1
+        self.stats.count("camera_errors")
+        if self._failures == 1:
+            logger.warning("camera lost: %s", err)
+            self.emit(
+                StatusChanged(time=time.time(), component="camera", ok=False, detail=str(err))
+            )
+        if self._failures > self.config.run.camera_restart_budget:
+            logger.error(
+                "camera did not recover after %d attempts; exiting so the service "
+                "manager can restart moodbox",
+                self._failures - 1,
+            )
+            return False
+        self._sleep(self.config.run.camera_backoff_s * 2 ** (self._failures - 1))
+        return True
+
+    def _camera_recovered(self) -> None:
+        if self._failures:
+            logger.info("camera recovered after %d attempt(s)", self._failures)
+            self.emit(StatusChanged(time=time.time(), component="camera", ok=True))
+        self._failures = 0
