@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge.camera import Frame, FrameSource, open_source
 from edge.classify import EmotionClassifier, TFLiteEmotionClassifier, crop_face
@@ -25,6 +25,9 @@ from edge.errors import CameraError, EndOfStream
 from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged
 from edge.stats import Stats
 from edge.track import Tracker
+
+if TYPE_CHECKING:
+    from edge.identify.stage import IdentityStage
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +45,12 @@ class Pipeline:
         detector: FaceDetector,
         classifier: EmotionClassifier,
         stats: Stats | None = None,
+        identity: IdentityStage | None = None,
     ) -> None:
         self.config = config
         self.detector = detector
         self.classifier = classifier
+        self.identity = identity  # face sign-in; None: every face stays anonymous
         self.stats = stats or Stats()
         self.tracker = Tracker(
             iou_threshold=config.decide.track_iou, timeout_s=config.decide.track_timeout_s
@@ -75,7 +80,14 @@ class Pipeline:
             flip_tta=config.emotion.flip_tta,
             threads=config.emotion.threads,
         )
-        return cls(config, detector=detector, classifier=classifier, stats=stats)
+        identity = None
+        if config.identify.enabled:
+            from edge.identify.stage import IdentityStage
+
+            identity = IdentityStage.from_config(config, stats)
+        return cls(
+            config, detector=detector, classifier=classifier, stats=stats, identity=identity
+        )
 
     def process(self, frame: Frame, wall_time: float | None = None) -> list[Event]:
         stats = self.stats
@@ -88,6 +100,11 @@ class Pipeline:
                     detections = [_scaled(d, 1 / frame.lores_scale) for d in detections]
             self._detections = detections
         seen, expired = self.tracker.update(self._detections, now)
+        identity_events: list[Event] = []
+        if self.identity is not None:
+            # Sets track.data["user"]; its stats.timed("align"/"embed") share our Stats.
+            self.identity.stats = stats
+            identity_events = self.identity.process(frame, seen, expired, now, wall_time)
         observations: list[Observation] = []
         with stats.timed("classify"):
             for track in seen:
@@ -104,7 +121,7 @@ class Pipeline:
                 now, observations, lost=[t.track_id for t in expired], wall_time=wall_time
             )
         stats.frame(now)
-        return events
+        return identity_events + events
 
 
 def _scaled(detection: Detection, factor: float) -> Detection:
@@ -128,6 +145,19 @@ class Service(Protocol):
     def poll(self, now: float) -> None: ...
 
     def stop(self) -> None: ...
+
+
+def build_services(config: MoodboxConfig) -> list[Service]:
+    """The services `moodbox run` starts, in start order (stopped in reverse).
+
+    Feature helpers append theirs above the systemd notifier, which stays last
+    so that READY=1 goes out only once everything before it has started.
+    """
+    from edge.supervise import SystemdNotifyService
+
+    services: list[Service] = []
+    services.append(SystemdNotifyService.from_env())
+    return services
 
 
 @dataclass

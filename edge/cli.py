@@ -56,11 +56,13 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import App, RunLimits
+    from edge.app import App, RunLimits, build_services
+    from edge.supervise import install_debug_handlers
 
     config = config_from_args(args)
     setup_logging(config.general.log_level)
-    app = App(config)
+    install_debug_handlers()
+    app = App(config, services=build_services(config))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)
