@@ -108,15 +108,15 @@ class TFLiteEmotionClassifier:
         self.labels = read_labels(labels_path)
         self.temperature = read_temperature(metadata_path)
         self._interpreter = load_interpreter(model_path, threads=threads)
-        (self._in,) = self._interpreter.get_input_details()
-        (self._out,) = self._interpreter.get_output_details()
-        if tuple(self._in["shape"]) != (1, FACE_SIZE, FACE_SIZE, 1) or tuple(
-            self._out["shape"]
-        ) != (1, len(self.labels)):
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        shapes = ([tuple(d["shape"]) for d in inputs], [tuple(d["shape"]) for d in outputs])
+        if shapes != ([(1, FACE_SIZE, FACE_SIZE, 1)], [(1, len(self.labels))]):
             raise ModelError(
-                f"{model_path}: expected input (1,48,48,1) and output (1,7), got "
-                f"{tuple(self._in['shape'])} and {tuple(self._out['shape'])}"
+                f"{model_path}: expected input (1,48,48,1) and output (1,7), "
+                f"got inputs {shapes[0]} and outputs {shapes[1]}"
             )
+        self._in, self._out = inputs[0], outputs[0]
         self._flip_tta = flip_tta
 
     def logits(self, face: np.ndarray) -> np.ndarray:
