@@ -1,0 +1,272 @@
+"""`moodbox doctor`: check that this machine can run moodbox, and say what to fix.
+
+Each check is a row of one table (STYLE.md lesson 12) and returns PASS, FAIL
+or SKIP with a one-line detail. The checks use the installed runtime exactly
+as the daemon would: the same config loader, the same frame source factory,
+the same TFLite loader, the pygame mixer, a TCP connection to the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from edge.config import MoodboxConfig
+from edge.errors import ConfigError, MoodboxError
+
+# Less free space than this in the state directory is a failure: SQLite needs
+# room for its journal, and a full disk is how stores get corrupted.
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
+class Status(StrEnum):
+    PASS = "PASS"  # noqa: S105 - a check status, not a password
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One row of the report."""
+
+    check: str
+    status: Status
+    detail: str
+
+
+def check_models(config: MoodboxConfig) -> list[Result]:
+    """Every .tflite file the config names (in enabled sections) loads and runs once."""
+    import numpy as np
+
+    from edge.tflite import load_interpreter
+
+    results: list[Result] = []
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        if getattr(section, "enabled", True) is False:
+            continue
+        for field_name in type(section).model_fields:
+            value = getattr(section, field_name)
+            if not isinstance(value, Path) or value.suffix != ".tflite":
+                continue
+            path = config.resolve(value)
+            name = f"model {section_name}"
+            try:
+                interpreter = load_interpreter(path)
+                detail = interpreter.get_input_details()[0]
+                interpreter.set_tensor(
+                    detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"])
+                )
+                interpreter.invoke()
+            except MoodboxError as err:
+                results.append(Result(name, Status.FAIL, str(err)))
+                continue
+            except (ValueError, RuntimeError) as err:
+                results.append(Result(name, Status.FAIL, f"{path}: cannot run: {err}"))
+                continue
+            runtime = type(interpreter).__module__.split(".")[0]
+            shape = "x".join(str(d) for d in detail["shape"])
+            results.append(Result(name, Status.PASS, f"{path.name} ({runtime}, input {shape})"))
+    return results
+
+
+def check_camera(config: MoodboxConfig) -> list[Result]:
+    """The configured source opens and delivers one frame in time."""
+    from edge.camera import open_source
+
+    outcome: dict[str, Any] = {}
+
+    def grab() -> None:
+        started = time.monotonic()
+        try:
+            with open_source(config) as source:
+                frame = source.read()
+            outcome["frame"] = frame.image.shape
+            outcome["seconds"] = time.monotonic() - started
+        except (MoodboxError, OSError) as err:
+            outcome["error"] = err
+
+    # A wedged driver must not hang the doctor: read on a helper thread.
+    worker = threading.Thread(target=grab, name="doctor-camera", daemon=True)
+    worker.start()
+    timeout = config.camera.open_timeout_s + 10
+    worker.join(timeout)
+    what = f"{config.camera.type} {config.camera.source}"
+    if worker.is_alive():
+        return [Result("camera", Status.FAIL, f"{what}: no frame within {timeout:.0f} s")]
+    if "error" in outcome:
+        hint = " (is the user in the video group?)" if config.camera.type != "replay" else ""
+        return [Result("camera", Status.FAIL, f"{what}: {outcome['error']}{hint}")]
+    height, width = outcome["frame"][:2]
+    return [
+        Result(
+            "camera", Status.PASS, f"{what}: {width}x{height} frame in {outcome['seconds']:.2f} s"
+        )
+    ]
+
+
+def check_audio(config: MoodboxConfig) -> list[Result]:
+    """The pygame mixer opens the sound device."""
+    if not config.music.enabled:
+        return [Result("audio", Status.SKIP, "music.enabled is false")]
+    driver = os.environ.get("SDL_AUDIODRIVER", "default")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # its banner would go to stdout
+    try:
+        import pygame
+    except ImportError as err:
+        return [Result("audio", Status.FAIL, f"pygame not importable: {err}")]
+    try:
+        pygame.mixer.init()
+        frequency, size, channels = pygame.mixer.get_init()
+    except pygame.error as err:
+        return [
+            Result(
+                "audio",
+                Status.FAIL,
+                f"mixer init failed (SDL_AUDIODRIVER={driver}): {err} "
+                "(is a sound card there, and the user in the audio group?)",
+            )
+        ]
+    finally:
+        pygame.mixer.quit()
+    return [
+        Result(
+            "audio",
+            Status.PASS,
+            f"mixer {frequency} Hz, {abs(size)} bit, {channels} ch (SDL_AUDIODRIVER={driver})",
+        )
+    ]
+
+
+def check_broker(config: MoodboxConfig) -> list[Result]:
+    """A TCP connection to mqtt.host:port (when MQTT is on)."""
+    host, port = config.mqtt.host, config.mqtt.port
+    if not host:
+        return [Result("broker", Status.SKIP, "mqtt.host not set: MQTT is off")]
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as err:
+        return [Result("broker", Status.FAIL, f"{host}:{port} unreachable: {err}")]
+    return [Result("broker", Status.PASS, f"{host}:{port} accepts connections")]
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk(config: MoodboxConfig) -> list[Result]:
+    """Enough free space where the stores live."""
+    path = _existing_parent(config.state_dir())
+    free = shutil.disk_usage(path).free
+    detail = f"{free / 2**30:.1f} GiB free at {path}"
+    if free < MIN_FREE_BYTES:
+        return [Result("disk", Status.FAIL, f"{detail} (need {MIN_FREE_BYTES // 2**20} MiB)")]
+    return [Result("disk", Status.PASS, detail)]
+
+
+def check_state_dir(config: MoodboxConfig) -> list[Result]:
+    """The state directory exists, is private (0700) and writable by this user."""
+    path = config.state_dir()
+    if not path.is_dir():
+        return [
+            Result(
+                "state dir",
+                Status.FAIL,
+                f"{path} does not exist (create it: install -d -m 0700 {path}; "
+                "systemd creates /var/lib/moodbox itself)",
+            )
+        ]
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        return [
+            Result(
+                "state dir",
+                Status.FAIL,
+                f"{path} is mode {mode:04o}, must be 0700: chmod 700 {path}",
+            )
+        ]
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        return [Result("state dir", Status.FAIL, f"{path} is not writable: {err}")]
+    return [Result("state dir", Status.PASS, f"{path} (0700, writable, uid {info.st_uid})")]
+
+
+CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
+    ("models", check_models),
+    ("camera", check_camera),
+    ("audio", check_audio),
+    ("broker", check_broker),
+    ("disk", check_disk),
+    ("state dir", check_state_dir),
+)
+
+
+def run_checks(config: MoodboxConfig) -> list[Result]:
+    """Every check; a check that crashes is itself a failure, not the end of the report."""
+    results: list[Result] = []
+    for name, check in CHECKS:
+        try:
+            results.extend(check(config))
+        except Exception as err:  # the report must finish whatever one check does
+            results.append(Result(name, Status.FAIL, f"check crashed: {type(err).__name__}: {err}"))
+    return results
+
+
+def format_report(results: list[Result]) -> str:
+    width = max(len(r.check) for r in results)
+    lines = [f"  {r.status:<4}  {r.check:<{width}}  {r.detail}" for r in results]
+    counts = {s: sum(r.status is s for r in results) for s in Status}
+    lines.append(
+        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.SKIP]} skipped"
+    )
+    return "\n".join(lines)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.cli import config_from_args
+
+    try:
+        config = config_from_args(args)
+    except ConfigError as err:
+        results = [Result("config", Status.FAIL, str(err))]
+        print(format_report(results))
+        for problem in err.problems:
+            print(f"        {problem}")
+        return 1
+    where = args.config or os.environ.get("MOODBOX_CONFIG") or "the default config"
+    results = [Result("config", Status.PASS, f"{where} is valid"), *run_checks(config)]
+    print(f"moodbox doctor (python {sys.version.split()[0]}, {sys.prefix})")
+    print(format_report(results))
+    return 1 if any(r.status is Status.FAIL for r in results) else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `moodbox doctor` to the CLI."""
+    parser = subparsers.add_parser(
+        "doctor", help="check camera, audio, models, broker, disk and permissions"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $MOODBOX_CONFIG or the repository's config.yaml)",
+    )
+    parser.set_defaults(func=cmd_doctor)
