@@ -1,0 +1,429 @@
+"""MusicController: the decide-to-play policy, an App service.
+
+It listens to every event (``emit``): moods per face, faces lost, users
+signing in and out. On the loop thread (``poll(now)``) it turns the blended
+mood of everyone present into a target in valence–arousal, keeps the next
+track queued for that target, and changes the music at the track boundary;
+only a strong change (the playing track is ``switch_distance`` from the new
+target) that lasts ``switch_hold_s`` switches mid-track, with a short
+cross-fade, at most once per ``min_switch_interval_s``. All timing uses the
+``now`` passed to ``poll``; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.config import MoodboxConfig, MusicConfig
+from edge.events import Event, FaceLost, MoodChanged, PlayerState, StatusChanged, TrackStarted
+from edge.music.library import Library, Track, scan_library
+from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
+from edge.music.moods import target_from_probabilities as point_of
+from edge.music.player import Player, PlayerEvent, PygamePlayer
+from edge.music.preferences import Feedback, PreferenceStore
+from edge.music.recommend import Recommender, strategy_target
+
+logger = logging.getLogger(__name__)
+
+LIBRARY_CACHE = "music_library.json"
+PREFERENCES_DB = "music.sqlite"
+NOW_PLAYING = "music_now.json"
+SKIP_FADE_MS = 300
+
+
+class MusicController:
+    """Plays music that follows the mood of the people present; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        library: Library,
+        player: Player,
+        config: MusicConfig | None = None,
+        preferences: PreferenceStore | None = None,
+        rng: random.Random | None = None,
+        now_playing_file: Path | None = None,
+    ) -> None:
+        self.config = config or MusicConfig()
+        self.library = library
+        self.player = player
+        self.preferences = preferences
+        self.recommender = Recommender(
+            library.tracks,
+            rng=rng or random.Random(),
+            recency_window=self.config.recency_window,
+            closeness=self.config.closeness,
+        )
+        self._now_playing_file = now_playing_file
+        self._emit: Callable[[Event], None] = lambda _event: None
+        self._faces: dict[int, tuple[dict[str, float], str | None]] = {}
+        self._signed_in: set[str] = set()
+        self._changed = False
+        self._mood: str | None = None  # the listeners' mood the music follows
+        self._target: Point | None = None
+        self._listener: Point = EMOTION_POINTS["neutral"]
+        self._lift_step = 0
+        self._auto = True
+        self._override: str | None = None
+        self._want_play = True
+        self._started_once = False
+        self._volume = self.config.volume
+        self._current: Track | None = None
+        self._current_mood: str | None = None
+        self._current_user: str | None = None
+        self._queued: Track | None = None
+        self._pending_reason = "start"
+        self._recent: deque[str] = deque(maxlen=max(self.config.recency_window, 1) * 4)
+        self._bad: set[str] = set()
+        self._strong_since: float | None = None
+        self._last_switch = float("-inf")
+        self._now = 0.0
+        self._force_switch = False
+        # (now, track id, reason) of every track started: start|boundary|switch|skip|override
+        self.history: list[tuple[float, str, str]] = []
+        self.player.set_volume(self._volume / 100)
+
+    @classmethod
+    def from_config(cls, config: MoodboxConfig) -> MusicController:
+        """Scan the configured folders (cached in the state dir) and open the real player."""
+        music = config.music
+        state = config.state_dir()
+        library = scan_library(
+            [config.resolve(folder) for folder in music.folders],
+            cache_path=state / LIBRARY_CACHE,
+        )
+        if not library.tracks:
+            logger.warning("no playable music in %s; music stays silent", list(music.folders))
+        player = PygamePlayer(retry_s=music.audio_retry_s, retry_max_s=music.audio_retry_max_s)
+        return cls(
+            library=library,
+            player=player,
+            config=music,
+            preferences=PreferenceStore(state / PREFERENCES_DB),
+            now_playing_file=state / NOW_PLAYING,
+        )
+
+    # -- Service -------------------------------------------------------------
+
+    def start(self, emit: Callable[[Event], None]) -> None:
+        self._emit = emit
+
+    def stop(self) -> None:
+        self.player.stop(fade_ms=0)
+        self.player.close()
+        if self.preferences is not None:
+            self.preferences.close()
+
+    def emit(self, event: Event) -> None:
+        """Every app event; only state changes here, the player is driven from ``poll``."""
+        if isinstance(event, MoodChanged):
+            self._faces[event.track_id] = (dict(event.probabilities), event.user)
+            self._changed = True
+        elif isinstance(event, FaceLost):
+            if self._faces.pop(event.track_id, None) is not None:
+                self._changed = True
+        elif event.type == "user_signed_in" and getattr(event, "user", None):
+            self._signed_in.add(str(event.user))  # type: ignore[attr-defined]
+            self._changed = True
+        elif event.type == "user_signed_out" and getattr(event, "user", None):
+            self._signed_in.discard(str(event.user))  # type: ignore[attr-defined]
+            self._changed = True
+
+    def poll(self, now: float) -> None:
+        self._now = now
+        for player_event in self.player.poll(now):
+            self._on_player(player_event, now)
+        if self._changed:
+            self._changed = False
+            self._retarget()
+        if self._target is None:
+            return
+        if self._want_play and self._current is None and self._idle():
+            self._start(now, self._pending_reason)
+            return
+        self._check_switch(now)
+
+    # -- commands (MQTT, CLI; loop thread) -----------------------------------
+
+    def play(self) -> None:
+        """Resume, or start music now (for the household's mood if nobody is seen)."""
+        self._want_play = True
+        if self._current is not None:
+            self.player.resume()
+        if self._target is None:
+            self._retarget(fallback=True)
+        self._publish_state()
+
+    def pause(self) -> None:
+        self._want_play = False
+        self.player.pause()
+        self._publish_state()
+
+    def next(self) -> None:
+        """Skip: remember the listeners skipped this track in this mood, play another now."""
+        if self._current is not None:
+            self._feedback("skip", self._current)
+        self._want_play = True
+        self._switch(self._now, "skip", fade_ms=SKIP_FADE_MS)
+
+    def like(self) -> None:
+        if self._current is not None:
+            self._feedback("like", self._current)
+
+    def replay(self) -> None:
+        """Play the current track again from the start (a strong positive signal)."""
+        if self._current is not None:
+            self._feedback("replay", self._current)
+            self.player.play(self._current.path, fade_ms=SKIP_FADE_MS)
+            self._pending_reason = "replay"
+
+    def set_volume(self, percent: int) -> None:
+        self._volume = max(0, min(100, int(percent)))
+        self.player.set_volume(self._volume / 100)
+        self._publish_state()
+
+    def set_mood_override(self, mood: str | None) -> None:
+        """Play for this mood whatever the camera says; None: back to the camera's mood."""
+        if mood is not None and mood_point(mood) is None:
+            logger.warning("ignoring unknown mood override %r", mood)
+            return
+        self._override = None if mood is None else mood.strip().lower()
+        self._force_switch = self._current is not None
+        self._retarget(fallback=True)
+        self._publish_state()
+
+    def set_auto(self, enabled: bool) -> None:
+        """auto: the music follows the mood; off: it keeps the current target."""
+        self._auto = bool(enabled)
+        if self._auto:
+            self._changed = True
+        self._publish_state()
+
+    def state(self) -> dict[str, Any]:
+        track = self._current
+        return {
+            "state": self._state_name(),
+            "title": track.title if track else None,
+            "artist": track.artist if track else None,
+            "mood": self._current_mood,
+            "user": self._current_user,
+            "volume": self._volume,
+            "auto": self._auto,
+            "mood_override": self._override,
+        }
+
+    # -- policy ----------------------------------------------------------------
+
+    @property
+    def mood(self) -> str | None:
+        """The mood the music follows now (override, else the blended listeners' mood)."""
+        return self._mood
+
+    def listeners(self) -> list[str | None]:
+        """Who is present: signed-in users and the users of seen faces (None: unknown)."""
+        users: list[str | None] = [*sorted(self._signed_in)]
+        for _, user in self._faces.values():
+            if user not in users:
+                users.append(user)
+        return users or [None]
+
+    def _retarget(self, *, fallback: bool = False) -> None:
+        if self._override is not None:
+            mood, listener = self._override, mood_point(self._override)
+        elif not self._auto and self._target is not None:
+            return
+        elif self._faces:
+            probabilities = blend_probabilities(p for p, _ in self._faces.values())
+            mood = max(probabilities, key=lambda label: probabilities[label])
+            listener = point_of(probabilities)
+        elif fallback or self._target is not None:
+            # Nobody in view: keep following the last mood, or start from neutral.
+            mood = self._mood or "neutral"
+            listener = point_of({mood: 1.0}) if mood in EMOTION_POINTS else mood_point(mood)
+        else:
+            return
+        assert listener is not None
+        if mood != self._mood:
+            self._lift_step = 0
+        self._mood = mood
+        self._listener = listener
+        self._target = self._strategy_target()
+        self._queue_next()
+
+    def _strategy_target(self) -> Point:
+        return strategy_target(
+            self.config.strategy, self._listener, self._lift_step, self.config.lift_tracks
+        )
+
+    def _check_switch(self, now: float) -> None:
+        if self._current is None or self._target is None or not self._want_play:
+            self._strong_since = None
+            return
+        if self._force_switch:
+            self._force_switch = False
+            self._switch(now, "override", fade_ms=self.config.crossfade_ms)
+            return
+        strong = (
+            self._current_mood != self._mood
+            and self._current.point.distance(self._target) >= self.config.switch_distance
+        )
+        if not strong:
+            self._strong_since = None
+            return
+        if self._strong_since is None:
+            self._strong_since = now
+        if (
+            now - self._strong_since >= self.config.switch_hold_s
+            and now - self._last_switch >= self.config.min_switch_interval_s
+        ):
+            self._switch(now, "switch", fade_ms=self.config.crossfade_ms)
+
+    def _switch(self, now: float, reason: str, *, fade_ms: int) -> None:
+        track = self._pick()
+        if track is None:
+            return
+        self._strong_since = None
+        if reason == "switch":
+            self._last_switch = now
+        self._pending_reason = reason
+        self._queued = track
+        self.player.queue(None)
+        self.player.play(track.path, fade_ms=fade_ms)
+
+    def _start(self, now: float, reason: str) -> None:
+        track = self._queued or self._pick()
+        if track is None:
+            return
+        self._queued = track
+        self._pending_reason = reason
+        self.player.play(track.path, fade_ms=self.config.fade_in_ms)
+
+    def _idle(self) -> bool:
+        """Nothing on its way (a start waits for the player's answer: started or failed)."""
+        return self._queued is None
+
+    def _pick(self) -> Track | None:
+        if self._target is None or self._mood is None:
+            return None
+        weights = None
+        if self.preferences is not None:
+            weights = self.preferences.blended(self.listeners(), self._mood)
+        return self.recommender.pick(
+            self._target, recent=list(self._recent), preferences=weights, exclude=self._bad
+        )
+
+    def _queue_next(self) -> None:
+        if self._current is None:
+            self._queued = None  # picked fresh when playback starts
+            return
+        self._queued = self._pick()
+        self._pending_reason = "boundary"
+        self.player.queue(None if self._queued is None else self._queued.path)
+
+    def _on_player(self, event: PlayerEvent, now: float) -> None:
+        if event.kind == "started" and event.path is not None:
+            self._on_started(event.path, now)
+        elif event.kind == "ended":
+            if self._current is not None and event.path == self._current.path:
+                self._feedback("complete", self._current)
+                self._current = None
+        elif event.kind == "failed" and event.path is not None:
+            track = self.library.by_path.get(event.path)
+            if track is not None:
+                self._bad.add(track.id)
+            if self._current is not None and self._current.path == event.path:
+                self._current = None
+            self._queued = None
+            self._pending_reason = "boundary"
+        elif event.kind in {"unavailable", "available"}:
+            ok = event.kind == "available"
+            self._emit(StatusChanged(time=now, component="audio", ok=ok, detail=event.detail))
+            self._publish_state()
+
+    def _on_started(self, path: Path, now: float) -> None:
+        track = self.library.by_path.get(path)
+        if track is None:
+            return
+        reason = self._pending_reason
+        self._current, self._queued = track, None
+        self._current_mood = self._mood
+        self._current_user = self._user_label()
+        self._recent.append(track.id)
+        self._started_once = True
+        self.history.append((now, track.id, reason))
+        self._lift_step += 1
+        if self._target is not None and self.config.strategy == "lift":
+            self._target = self._strategy_target()
+        self._queue_next()
+        self._emit(
+            TrackStarted(
+                time=now,
+                title=track.title,
+                artist=track.artist,
+                mood=self._current_mood,
+                user=self._current_user,
+                path=str(track.path),
+            )
+        )
+        self._publish_state()
+        self._write_now_playing(track)
+
+    def _feedback(self, kind: Feedback, track: Track) -> None:
+        if self.preferences is None:
+            return
+        mood = self._current_mood or self._mood or "neutral"
+        for user in self.listeners():
+            try:
+                self.preferences.record(
+                    user, mood, track.id, kind, genre=track.genre, artist=track.artist
+                )
+            except Exception:  # a full disk must not stop the music
+                logger.exception("cannot record %s for %s", kind, track.id)
+
+    def _user_label(self) -> str | None:
+        known = [user for user in self.listeners() if user]
+        return ", ".join(known) if known else None
+
+    def _state_name(self) -> str:
+        if not self.player.available:
+            return "unavailable"
+        if self._current is None:
+            return "stopped"
+        return "playing" if self._want_play else "paused"
+
+    def _publish_state(self) -> None:
+        state = self.state()
+        self._emit(
+            PlayerState(
+                time=self._now,
+                state=state["state"],
+                title=state["title"],
+                artist=state["artist"],
+                mood=state["mood"],
+                user=state["user"],
+                volume=state["volume"],
+            )
+        )
+
+    def _write_now_playing(self, track: Track) -> None:
+        """For `moodbox music like|skip` in another process: which track, which mood."""
+        if self._now_playing_file is None:
+            return
+        data = {
+            "track_id": track.id,
+            "path": str(track.path),
+            "mood": self._current_mood,
+            "users": [user for user in self.listeners() if user],
+        }
+        try:
+            tmp = self._now_playing_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            tmp.replace(self._now_playing_file)
+        except OSError as err:
+            logger.debug("cannot write %s: %s", self._now_playing_file, err)
