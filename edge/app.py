@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from edge.camera import Frame, FrameSource, open_source
 from edge.classify import EmotionClassifier, TFLiteEmotionClassifier, crop_face
 from edge.config import MoodboxConfig
@@ -24,7 +26,7 @@ from edge.detect import BlazeFaceDetector, Detection, FaceDetector
 from edge.errors import CameraError, EndOfStream
 from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged
 from edge.stats import Stats
-from edge.track import Tracker
+from edge.track import ClassifiedFace, Track, Tracker
 
 if TYPE_CHECKING:
     from edge.identify.stage import IdentityStage
@@ -106,22 +108,33 @@ class Pipeline:
             self.identity.stats = stats
             identity_events = self.identity.process(frame, seen, expired, now, wall_time)
         observations: list[Observation] = []
-        with stats.timed("classify"):
-            for track in seen:
-                face = crop_face(frame.image, track.detection.box, self.config.emotion.crop_scale)
-                probabilities = self.classifier.classify(face)
-                x0, y0, x1, y1 = (round(v) for v in track.detection.box)
-                observations.append(
-                    Observation(
-                        track.track_id, probabilities, (x0, y0, x1, y1), track.data.get("user")
-                    )
-                )
+        for track in seen:
+            probabilities = self._emotion(frame, track, now)
+            x0, y0, x1, y1 = (round(v) for v in track.detection.box)
+            observations.append(
+                Observation(track.track_id, probabilities, (x0, y0, x1, y1), track.data.get("user"))
+            )
         with stats.timed("decide"):
             events = self.decider.update(
                 now, observations, lost=[t.track_id for t in expired], wall_time=wall_time
             )
         stats.frame(now)
         return identity_events + events
+
+    def _emotion(self, frame: Frame, track: Track, now: float) -> np.ndarray:
+        """The track's emotion probabilities; the last ones while its face region is unchanged."""
+        emotion = self.config.emotion
+        last: ClassifiedFace | None = track.data.get("emotion")
+        if last is not None and last.unchanged(
+            frame.image, now, emotion.reuse_max_diff, emotion.reuse_max_s, emotion.crop_scale
+        ):
+            self.stats.count("classify_reused")
+            return last.probabilities
+        with self.stats.timed("classify"):
+            face = crop_face(frame.image, track.detection.box, emotion.crop_scale)
+            probabilities = self.classifier.classify(face)
+        track.data["emotion"] = ClassifiedFace(track.detection.box, face, probabilities, now)
+        return probabilities
 
 
 def _scaled(detection: Detection, factor: float) -> Detection:

@@ -119,6 +119,17 @@ class EmotionConfig(Section):
         description="Average the face and its mirror image "
         "(two int8 passes, still well under 1 ms each).",
     )
+    reuse_max_diff: float = Field(
+        2.5,
+        ge=0,
+        le=255,
+        description="Reuse a face's last probabilities while its region differs from the "
+        "classified crop by at most this mean grey level (sensor noise is ~1); 0: classify "
+        "every frame.",
+    )
+    reuse_max_s: float = Field(
+        0.5, ge=0, le=10, description="... but classify each face at least this often."
+    )
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
 
 

@@ -39,10 +39,10 @@ class Detection:
 
 
 class FaceDetector(Protocol):
-    """Finds faces in a BGR image."""
+    """Finds faces in a BGR or grey image."""
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in ``image`` (BGR uint8), best first."""
+        """Faces in ``image`` (BGR (H, W, 3) or grey (H, W) uint8), best first."""
 
 
 def ssd_anchors(input_size: int = 128, strides: tuple[int, ...] = (8, 16, 16, 16)) -> np.ndarray:
@@ -91,6 +91,20 @@ def weighted_nms(
     return kept
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` resized to (width, height) for the detector.
+
+    Area averaging straight from 640x480 to 128x96 costs ~0.7 ms on one x86 core
+    (~7 ms on a Pi 4); a bilinear step to twice the target size followed by an
+    exact 2x area step costs a quarter of that and still averages every input
+    pixel's neighbourhood, so small faces do not alias away.
+    """
+    src_h, src_w = image.shape[:2]
+    if src_w >= 4 * width and src_h >= 4 * height:
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
 class BlazeFaceDetector:
     """BlazeFace short range in a TFLite interpreter."""
 
@@ -122,23 +136,27 @@ class BlazeFaceDetector:
         self._min_logit = float(np.log(min_score / (1 - min_score)))
         self._nms_iou = nms_iou
         self._min_face_px = min_face_px
-        # Reused every frame: letterbox canvas and float input.
-        self._canvas = np.zeros((128, 128, 3), dtype=np.uint8)
-        self._input = np.zeros((1, 128, 128, 3), dtype=np.float32)
+        # Reused every frame: the float input, its letterbox bars already at -1 (black).
+        self._input = np.full((1, 128, 128, 3), -1.0, dtype=np.float32)
+        self._placement: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a BGR (H, W, 3) or grey (H, W) uint8 image, e.g. picamera's Y plane."""
         height, width = image.shape[:2]
         side = max(height, width)
         scale = 128 / side
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         pad_x, pad_y = (128 - new_w) // 2, (128 - new_h) // 2
-        self._canvas.fill(0)
-        self._canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.resize(
-            image, (new_w, new_h), interpolation=cv2.INTER_AREA
-        )
-        # BGR -> RGB and 0..255 -> -1..1 in one pass into the reused input buffer.
-        np.multiply(self._canvas[:, :, ::-1], 1 / 127.5, out=self._input[0])
-        self._input -= 1.0
+        if self._placement != (pad_x, pad_y, new_w, new_h):
+            self._input.fill(-1.0)
+            self._placement = (pad_x, pad_y, new_w, new_h)
+        small = shrink(image, new_w, new_h)
+        # BGR -> RGB (grey -> 3 channels) and 0..255 -> -1..1, only where the image lies.
+        rgb = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        view = self._input[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w]
+        view[...] = rgb
+        view *= 1 / 127.5
+        view -= 1.0
         self._interpreter.set_tensor(self._input_index, self._input)
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
+import numpy as np
+
+from edge.classify import crop_face
 from edge.detect import Detection
 
 
@@ -75,3 +79,35 @@ class Tracker:
         for track in expired:
             del self.tracks[track.track_id]
         return seen, expired
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedFace:
+    """A track's last emotion result, kept so an unchanged face is not classified again.
+
+    "Unchanged" compares the same region (the box classified then) of the new
+    frame with the face crop classified then: a still person in a still room
+    differs only by sensor noise, while any movement or expression change moves
+    the mean grey difference well above it. Comparing the new detection's crop
+    instead would not work: detector jitter of a few pixels alone changes that
+    crop by 5-25 grey levels.
+    """
+
+    box: tuple[float, float, float, float]
+    face: np.ndarray
+    probabilities: np.ndarray
+    time: float
+
+    def unchanged(
+        self, image: np.ndarray, now: float, max_diff: float, max_age_s: float, crop_scale: float
+    ) -> bool:
+        """Whether the result may be reused for ``image`` at ``now`` (max_diff 0: never)."""
+        if max_diff <= 0 or now - self.time > max_age_s:
+            return False
+        again = crop_face(image, self.box, crop_scale)
+        return mean_abs_diff(again, self.face) <= max_diff
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two equally shaped uint8 images, in grey levels."""
+    return float(cv2.norm(a, b, cv2.NORM_L1)) / a.size

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One camera frame. ``image`` is BGR uint8 (H, W, 3); ``lores`` an optional
-    smaller copy for detection (picamera's lores stream) at ``lores_scale`` of it."""
+    smaller BGR or grey copy for detection (picamera's lores Y plane) at
+    ``lores_scale`` of it."""
 
     image: np.ndarray
     timestamp: float
