@@ -1,0 +1,302 @@
+"""Remote control: validate command payloads off-thread, run them on the loop thread.
+
+MQTT callbacks run on paho's network thread while pygame and the identity
+stage belong to the frame loop, so ``CommandDispatcher.submit`` only parses and
+validates (size limit, UTF-8, schema) and queues; ``run_pending`` executes on the
+loop thread from the MQTT service's ``poll``. A bad payload is counted, logged
+once per command and reason, and ignored; a failing command is logged and
+ignored. Nothing a broker client sends can raise out of either method.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from edge.classify import EMOTIONS
+
+logger = logging.getLogger(__name__)
+
+PLAYER_ACTIONS = ("PLAY", "PAUSE", "NEXT", "LIKE")
+NAME_RE = re.compile(r"^[\w][\w .'-]{0,31}$")
+
+
+class InvalidCommandError(ValueError):
+    """A command payload that fails validation; ``reason`` is short and stable (log-once key)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}{': ' + detail if detail else ''}")
+        self.reason = reason
+
+
+class Controls(Protocol):
+    """What remote commands can do; ``RemoteControls`` adapts the music and identity parts."""
+
+    def player(self, action: str) -> None: ...
+
+    def set_volume(self, percent: int) -> None: ...
+
+    def set_mood_override(self, mood: str | None) -> None: ...
+
+    def set_auto(self, enabled: bool) -> None: ...
+
+    def enroll(self, name: str) -> None: ...
+
+    def forget(self, name: str) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class MusicControl(Protocol):
+    """The music controller's remote surface (implemented by the music service)."""
+
+    def play(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def next(self) -> None: ...
+
+    def like(self) -> None: ...
+
+    def set_volume(self, percent: int) -> None: ...
+
+    def set_mood_override(self, mood: str | None) -> None: ...
+
+    def set_auto(self, enabled: bool) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class IdentityControl(Protocol):
+    """The identity stage's remote surface (enrol from the camera, forget a user)."""
+
+    def enroll_from_camera(self, name: str) -> None: ...
+
+    def forget(self, name: str) -> bool: ...
+
+
+class RemoteControls:
+    """``Controls`` over whichever music and identity parts exist; a missing one is logged once."""
+
+    def __init__(
+        self, *, music: MusicControl | None = None, identity: IdentityControl | None = None
+    ) -> None:
+        self.music = music
+        self.identity = identity
+        self._missing_logged: set[str] = set()
+
+    @classmethod
+    def find(cls, parts: Iterable[object]) -> RemoteControls:
+        """Pick the first music controller and identity stage among ``parts`` (services)."""
+        parts = list(parts)
+        music = next((p for p in parts if isinstance(p, MusicControl)), None)
+        identity = next((p for p in parts if isinstance(p, IdentityControl)), None)
+        return cls(music=music, identity=identity)
+
+    def _missing(self, component: str, command: str) -> None:
+        if component not in self._missing_logged:
+            self._missing_logged.add(component)
+            logger.warning("no %s in this moodbox: ignoring %s commands", component, command)
+
+    def player(self, action: str) -> None:
+        if self.music is None:
+            return self._missing("music player", "player")
+        {
+            "PLAY": self.music.play,
+            "PAUSE": self.music.pause,
+            "NEXT": self.music.next,
+            "LIKE": self.music.like,
+        }[action]()
+        return None
+
+    def set_volume(self, percent: int) -> None:
+        if self.music is None:
+            return self._missing("music player", "volume")
+        return self.music.set_volume(percent)
+
+    def set_mood_override(self, mood: str | None) -> None:
+        if self.music is None:
+            return self._missing("music player", "mood_override")
+        return self.music.set_mood_override(mood)
+
+    def set_auto(self, enabled: bool) -> None:
+        if self.music is None:
+            return self._missing("music player", "auto")
+        return self.music.set_auto(enabled)
+
+    def enroll(self, name: str) -> None:
+        if self.identity is None:
+            return self._missing("identity stage", "enroll")
+        return self.identity.enroll_from_camera(name)
+
+    def forget(self, name: str) -> None:
+        if self.identity is None:
+            return self._missing("identity stage", "forget")
+        if not self.identity.forget(name):
+            logger.info("forget %r: no such enrolled user", name)
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.music.state()) if self.music is not None else {}
+
+
+# --- payload parsers: bytes in, a validated value out, InvalidCommandError otherwise ---
+
+
+def _text(payload: bytes) -> str:
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError as err:
+        raise InvalidCommandError("not UTF-8") from err
+    if not text:
+        raise InvalidCommandError("empty")
+    return text
+
+
+def parse_player(payload: bytes) -> str:
+    action = _text(payload).upper()
+    if action not in PLAYER_ACTIONS:
+        raise InvalidCommandError("unknown action", f"expected one of {', '.join(PLAYER_ACTIONS)}")
+    return action
+
+
+def parse_volume(payload: bytes) -> int:
+    text = _text(payload)
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise InvalidCommandError("not a number") from err
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise InvalidCommandError("out of range", "expected 0–100")
+    return round(value)
+
+
+def parse_mood_override(payload: bytes) -> str | None:
+    mood = _text(payload).lower()
+    if mood == "auto":
+        return None
+    if mood not in EMOTIONS:
+        raise InvalidCommandError("unknown mood", f"expected auto or one of {', '.join(EMOTIONS)}")
+    return mood
+
+
+def parse_switch(payload: bytes) -> bool:
+    value = _text(payload).upper()
+    if value not in ("ON", "OFF"):
+        raise InvalidCommandError("not ON or OFF")
+    return value == "ON"
+
+
+def _valid_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name.strip()):
+        raise InvalidCommandError(
+            "bad name", "1–32 letters, digits, spaces, . ' _ - (starting with a letter or digit)"
+        )
+    return name.strip()
+
+
+def parse_enroll(payload: bytes) -> str:
+    text = _text(payload)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise InvalidCommandError("not JSON", 'expected {"name": NAME}') from err
+    if not isinstance(data, dict) or set(data) != {"name"}:
+        raise InvalidCommandError("bad schema", 'expected {"name": NAME}')
+    return _valid_name(data["name"])
+
+
+def parse_forget(payload: bytes) -> str:
+    text = _text(payload)
+    if text.startswith("{"):
+        return parse_enroll(payload)
+    return _valid_name(text)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One remote command: its name (topic ``<prefix>/<name>/set``), parser and action."""
+
+    name: str
+    parse: Callable[[bytes], Any]
+    run: Callable[[Controls, Any], None]
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec("player", parse_player, lambda c, v: c.player(v)),
+        CommandSpec("volume", parse_volume, lambda c, v: c.set_volume(v)),
+        CommandSpec("mood_override", parse_mood_override, lambda c, v: c.set_mood_override(v)),
+        CommandSpec("auto", parse_switch, lambda c, v: c.set_auto(v)),
+        CommandSpec("enroll", parse_enroll, lambda c, v: c.enroll(v)),
+        CommandSpec("forget", parse_forget, lambda c, v: c.forget(v)),
+    )
+}
+
+
+class CommandDispatcher:
+    """Validates commands on any thread, queues them (bounded), runs them on the loop thread."""
+
+    def __init__(self, controls: Controls, *, max_bytes: int = 1024, max_pending: int = 64) -> None:
+        self.controls = controls
+        self.max_bytes = max_bytes
+        self.invalid = 0
+        self.failed = 0
+        self._pending: queue.Queue[tuple[CommandSpec, Any]] = queue.Queue(maxsize=max_pending)
+        self._logged: set[tuple[str, str]] = set()
+
+    def _log_once(self, command: str, reason: str, detail: object) -> None:
+        if (command, reason) not in self._logged:
+            self._logged.add((command, reason))
+            logger.warning(
+                "ignoring %s command: %s (further ones like it are not logged)", command, detail
+            )
+
+    def submit(self, name: str, payload: bytes) -> bool:
+        """Validate and queue; False (counted, logged once per kind) if the command is refused."""
+        try:
+            spec = COMMANDS.get(name)
+            if spec is None:
+                raise InvalidCommandError("unknown command")
+            if len(payload) > self.max_bytes:
+                raise InvalidCommandError("too large", f"{len(payload)} > {self.max_bytes} bytes")
+            value = spec.parse(payload)
+            self._pending.put_nowait((spec, value))
+        except InvalidCommandError as err:
+            self.invalid += 1
+            self._log_once(name[:40], err.reason, err)
+            return False
+        except queue.Full:
+            self.invalid += 1
+            self._log_once(name, "flood", "too many commands waiting for the loop")
+            return False
+        except Exception as err:  # a parser bug must not kill paho's network thread
+            self.invalid += 1
+            self._log_once(name[:40], type(err).__name__, repr(err))
+            return False
+        return True
+
+    def run_pending(self) -> list[str]:
+        """Run queued commands (loop thread); the names of those that ran without error."""
+        done: list[str] = []
+        while True:
+            try:
+                spec, value = self._pending.get_nowait()
+            except queue.Empty:
+                return done
+            try:
+                spec.run(self.controls, value)
+            except Exception:  # a component's failure must not stop the loop
+                self.failed += 1
+                logger.exception("%s command %r failed", spec.name, value)
+            else:
+                done.append(spec.name)

@@ -1,0 +1,95 @@
+"""`moodbox ha-remove` and `moodbox mqtt-check`: one-shot MQTT commands beside the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+from typing import Any
+
+from edge.cli import _config_arg, config_from_args
+from edge.publish.contract import TOPICS
+from edge.publish.discovery import discovery_topic
+from edge.publish.mqtt import BrokerSettings, make_client, topic_prefix
+
+EXIT_NO_BROKER = 1
+
+
+def _connect(args: argparse.Namespace, timeout_s: float) -> tuple[Any, BrokerSettings] | None:
+    """A connected paho client under a client id of its own (the daemon's would be kicked off)."""
+    config = config_from_args(args)
+    settings = BrokerSettings.from_config(config)
+    settings = dataclasses.replace(settings, client_id=f"{settings.client_id}-cli", will_topic=None)
+    client = make_client(settings)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    try:
+        client.connect(settings.host, settings.port, keepalive=settings.keepalive)
+    except OSError as err:
+        print(f"error: cannot reach {settings.host}:{settings.port}: {err}", file=sys.stderr)
+        return None
+    client.loop_start()
+    if not connected.wait(timeout_s):
+        client.loop_stop()
+        print(f"error: no answer from {settings.host}:{settings.port}", file=sys.stderr)
+        return None
+    return client, settings
+
+
+def cmd_ha_remove(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = _connect(args, args.timeout)
+    if result is None:
+        return EXIT_NO_BROKER
+    client, _settings = result
+    topics = [discovery_topic(config.mqtt.discovery_prefix, config.general.device_id)]
+    if args.purge_state:
+        prefix = topic_prefix(config)
+        topics += [topic.full(prefix) for topic in TOPICS if topic.retained]
+    for topic in topics:
+        # An empty retained payload deletes the retained message (HA removes the device).
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(args.timeout)
+        print(f"cleared {topic}")
+    client.disconnect()
+    client.loop_stop()
+    return 0
+
+
+def cmd_mqtt_check(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = _connect(args, args.timeout)
+    if result is None:
+        return EXIT_NO_BROKER
+    client, settings = result
+    prefix = topic_prefix(config)
+    print(f"connected to {settings.host}:{settings.port}; retained state under {prefix}/:")
+    client.on_message = lambda _c, _u, msg: print(
+        f"{msg.topic} {msg.payload.decode('utf-8', 'replace')}"
+    )
+    client.subscribe(f"{prefix}/#", qos=1)
+    time.sleep(args.seconds)
+    client.disconnect()
+    client.loop_stop()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    remove = subparsers.add_parser(
+        "ha-remove", help="remove this moodbox from Home Assistant (empty retained discovery)"
+    )
+    _config_arg(remove)
+    remove.add_argument(
+        "--purge-state", action="store_true", help="also clear the retained state topics"
+    )
+    remove.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    remove.set_defaults(func=cmd_ha_remove)
+
+    check = subparsers.add_parser(
+        "mqtt-check", help="connect to the broker and print this moodbox's retained topics"
+    )
+    _config_arg(check)
+    check.add_argument("--seconds", type=float, default=1.0, help="how long to listen")
+    check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    check.set_defaults(func=cmd_mqtt_check)

@@ -1,0 +1,199 @@
+"""Home Assistant MQTT device discovery: one retained ``<discovery>/device/<id>/config``.
+
+The payload (``dev``, ``o``, ``cmps``) describes every entity of this moodbox
+at once. Home Assistant's MQTT integration has no media_player platform, so
+the player is buttons (play, pause, next, like), a select (mood override), a
+number (volume) and a switch (auto). An empty retained payload on the same
+topic removes the device (``moodbox ha-remove``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import __version__
+from edge.classify import EMOTIONS
+from edge.publish.contract import EVENT_TYPES, NO_MOOD, OFFLINE, ONLINE, TOPIC
+
+MOOD_OPTIONS: tuple[str, ...] = (*EMOTIONS, NO_MOOD)
+OVERRIDE_OPTIONS: tuple[str, ...] = ("auto", *EMOTIONS)
+
+
+def node_id(device_id: str) -> str:
+    """The discovery node id: ``moodbox_<device_id>`` (kept short when it already says so)."""
+    return device_id if device_id.startswith("moodbox") else f"moodbox_{device_id}"
+
+
+def discovery_topic(discovery_prefix: str, device_id: str) -> str:
+    return f"{discovery_prefix}/device/{node_id(device_id)}/config"
+
+
+def birth_topic(discovery_prefix: str) -> str:
+    """Home Assistant publishes ``online`` here when it (re)starts."""
+    return f"{discovery_prefix}/status"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One Home Assistant entity of the device: its platform and discovery options."""
+
+    key: str
+    platform: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # option → contract topic key
+
+
+def _diagnostic(key: str, name: str, template: str, **options: Any) -> Entity:
+    return Entity(
+        key,
+        "sensor",
+        name,
+        {
+            "entity_category": "diagnostic",
+            "state_class": "measurement",
+            "value_template": template,
+            **options,
+        },
+        {"state_topic": "stats"},
+    )
+
+
+def _button(action: str, icon: str) -> Entity:
+    return Entity(
+        action.lower(),
+        "button",
+        action.capitalize(),
+        {"payload_press": action, "icon": icon},
+        {"command_topic": "player/set"},
+    )
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity(
+        "mood",
+        "sensor",
+        "Mood",
+        {"device_class": "enum", "options": list(MOOD_OPTIONS), "icon": "mdi:emoticon-outline"},
+        {"state_topic": "mood", "json_attributes_topic": "mood/attributes"},
+    ),
+    Entity(
+        "user",
+        "sensor",
+        "Current user",
+        {"value_template": "{{ value_json.user or 'none' }}", "icon": "mdi:account"},
+        {"state_topic": "presence", "json_attributes_topic": "presence"},
+    ),
+    Entity(
+        "now_playing",
+        "sensor",
+        "Now playing",
+        {
+            "value_template": "{{ ((value_json.title or '') ~ (' – ' ~ value_json.artist "
+            "if value_json.artist else ''))[:250] if value_json.title else 'nothing' }}",
+            "icon": "mdi:music",
+        },
+        {"state_topic": "player", "json_attributes_topic": "player"},
+    ),
+    Entity(
+        "player_state",
+        "sensor",
+        "Player",
+        {"value_template": "{{ value_json.state or 'unknown' }}", "icon": "mdi:speaker"},
+        {"state_topic": "player"},
+    ),
+    _diagnostic("fps", "Frame rate", "{{ value_json.fps }}", unit_of_measurement="fps"),
+    _diagnostic(
+        "inference_ms",
+        "Inference time",
+        "{{ value_json.inference_ms }}",
+        unit_of_measurement="ms",
+        device_class="duration",
+    ),
+    _diagnostic(
+        "cpu_temp",
+        "CPU temperature",
+        "{{ value_json.cpu_temp_c }}",
+        unit_of_measurement="°C",
+        device_class="temperature",
+    ),
+    _diagnostic(
+        "uptime",
+        "Uptime",
+        "{{ value_json.uptime_s | round(0) }}",
+        unit_of_measurement="s",
+        device_class="duration",
+    ),
+    _diagnostic("dropped_events", "Dropped events", "{{ value_json.dropped_events }}"),
+    _diagnostic("reconnects", "Broker reconnects", "{{ value_json.reconnects }}"),
+    _button("PLAY", "mdi:play"),
+    _button("PAUSE", "mdi:pause"),
+    _button("NEXT", "mdi:skip-next"),
+    _button("LIKE", "mdi:thumb-up"),
+    Entity(
+        "mood_override",
+        "select",
+        "Mood override",
+        {"options": list(OVERRIDE_OPTIONS), "icon": "mdi:emoticon-cool-outline"},
+        {"command_topic": "mood_override/set", "state_topic": "mood_override"},
+    ),
+    Entity(
+        "volume",
+        "number",
+        "Volume",
+        {"min": 0, "max": 100, "step": 1, "mode": "slider", "unit_of_measurement": "%"},
+        {"command_topic": "volume/set", "state_topic": "volume"},
+    ),
+    Entity(
+        "auto",
+        "switch",
+        "Follow the mood",
+        {"payload_on": "ON", "payload_off": "OFF", "icon": "mdi:robot-happy-outline"},
+        {"command_topic": "auto/set", "state_topic": "auto"},
+    ),
+    Entity(
+        "event",
+        "event",
+        "Event",
+        {"event_types": list(EVENT_TYPES), "icon": "mdi:bell-ring-outline"},
+        {"state_topic": "events"},
+    ),
+)
+
+
+def build_discovery(
+    prefix: str, device_id: str, *, name: str | None = None, version: str = __version__
+) -> dict[str, Any]:
+    """The device discovery payload for the topics under ``prefix``."""
+    base_id = node_id(device_id)
+    components: dict[str, dict[str, Any]] = {}
+    for entity in ENTITIES:
+        component: dict[str, Any] = {
+            "p": entity.platform,
+            "name": entity.name,
+            "unique_id": f"{base_id}_{entity.key}",
+            **entity.options,
+        }
+        for option, topic_key in entity.topics.items():
+            component[option] = TOPIC[topic_key].full(prefix)
+        components[entity.key] = component
+    return {
+        "dev": {
+            "ids": [base_id],
+            "name": name or ("moodbox" if device_id == "moodbox" else f"moodbox {device_id}"),
+            "mf": "moodbox",
+            "mdl": "moodbox mood-aware speaker",
+            "sw": version,
+        },
+        "o": {"name": "moodbox", "sw": version},
+        "availability": [
+            {
+                "topic": TOPIC["available"].full(prefix),
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+            }
+        ],
+        "qos": 1,
+        "cmps": components,
+    }
