@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mqtt_broker import MosquittoBroker, find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MOODBOX_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -65,3 +66,30 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)
     return path
+
+
+def _broker(tmp_path: Path, persistence: bool) -> Iterator[MosquittoBroker]:
+    if find_mosquitto() is None:
+        message = "mosquitto not found: apt-get install mosquitto (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    broker = MosquittoBroker(tmp_path / "broker", persistence=persistence)
+    broker.workdir.mkdir()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real mosquitto on a free loopback port (no persistence: a restart forgets everything)."""
+    yield from _broker(tmp_path, persistence=False)
+
+
+@pytest.fixture
+def persistent_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real mosquitto that keeps sessions and retained messages over stop/start."""
+    yield from _broker(tmp_path, persistence=True)
