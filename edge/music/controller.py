@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,7 @@ class MusicController:
         preferences: PreferenceStore | None = None,
         rng: random.Random | None = None,
         now_playing_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config or MusicConfig()
         self.library = library
@@ -61,6 +63,7 @@ class MusicController:
             closeness=self.config.closeness,
         )
         self._now_playing_file = now_playing_file
+        self._clock = clock  # stamps events only; decisions use poll's ``now``
         self._emit: Callable[[Event], None] = lambda _event: None
         self._faces: dict[int, tuple[dict[str, float], str | None]] = {}
         self._signed_in: set[str] = set()
@@ -343,7 +346,9 @@ class MusicController:
             self._pending_reason = "boundary"
         elif event.kind in {"unavailable", "available"}:
             ok = event.kind == "available"
-            self._emit(StatusChanged(time=now, component="audio", ok=ok, detail=event.detail))
+            self._emit(
+                StatusChanged(time=self._clock(), component="audio", ok=ok, detail=event.detail)
+            )
             self._publish_state()
 
     def _on_started(self, path: Path, now: float) -> None:
@@ -363,7 +368,7 @@ class MusicController:
         self._queue_next()
         self._emit(
             TrackStarted(
-                time=now,
+                time=self._clock(),
                 title=track.title,
                 artist=track.artist,
                 mood=self._current_mood,
@@ -401,7 +406,7 @@ class MusicController:
         state = self.state()
         self._emit(
             PlayerState(
-                time=self._now,
+                time=self._clock(),
                 state=state["state"],
                 title=state["title"],
                 artist=state["artist"],

@@ -104,14 +104,21 @@ GENRE_POINTS: Mapping[str, Point] = {
 }
 
 
-def target_from_probabilities(probabilities: Mapping[str, float]) -> Point:
-    """The probability-weighted mean of the emotions' points (unknown labels are ignored)."""
+def target_from_probabilities(probabilities: Mapping[str, float], *, sharpen: float = 3.0) -> Point:
+    """The weighted mean of the emotions' points, weights p**sharpen (unknown labels ignored).
+
+    Smoothed seven-way probabilities are flat (a clear smile may read 0.35
+    happy), and a plain mean of seven points pulls every target to the middle;
+    sharpening keeps the leading mood in charge while a close second still
+    shifts the target towards itself.
+    """
     total = 0.0
     valence = arousal = 0.0
-    for label, p in probabilities.items():
+    for label, raw in probabilities.items():
         point = EMOTION_POINTS.get(label)
-        if point is None or p <= 0:
+        if point is None or raw <= 0:
             continue
+        p = raw**sharpen
         total += p
         valence += p * point.valence
         arousal += p * point.arousal
