@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from edge.music.library import Tags, place, read_tags, scan_library
 from edge.music.moods import EMOTION_POINTS, MOOD_POINTS, Point
 
 
-def _progress_recorder(calls: list[int]):  # type: ignore[no-untyped-def]
-    def factory(total: int):  # type: ignore[no-untyped-def]
+def _progress_recorder(calls: list[int]) -> Callable[[int], Callable[[int], None] | None]:
+    def factory(total: int) -> Callable[[int], None] | None:
         calls.append(total)
         return None
 
