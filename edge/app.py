@@ -160,7 +160,7 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-def build_services(config: MoodboxConfig) -> list[Service]:
+def build_services(config: MoodboxConfig, *, stats: Stats | None = None) -> list[Service]:
     """The services `moodbox run` starts, in start order (stopped in reverse).
 
     Feature helpers append theirs above the systemd notifier, which stays last
@@ -169,6 +169,13 @@ def build_services(config: MoodboxConfig) -> list[Service]:
     from edge.supervise import SystemdNotifyService
 
     services: list[Service] = []
+    if config.mqtt.host:
+        # After the music and identity parts: remote commands are routed to them.
+        from edge.control import RemoteControls
+        from edge.publish.service import MqttService
+
+        controls = RemoteControls.find(services)
+        services.append(MqttService.from_config(config, stats=stats, controls=controls))
     services.append(SystemdNotifyService.from_env())
     return services
 
@@ -198,9 +205,10 @@ class App:
         sinks: Sequence[EventSink] | None = None,
         services: Sequence[Service] = (),
         sleep: Callable[[float], None] | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self.config = config
-        self.stats = Stats()
+        self.stats = stats or Stats()
         self.pipeline = pipeline or Pipeline.from_config(config, self.stats)
         self.pipeline.stats = self.stats
         self._source_factory = source_factory

@@ -26,7 +26,7 @@ EXIT_CONFIG = 2
 EXIT_FATAL = 1
 
 # Feature modules with a ``register(subparsers)`` function.
-COMMAND_MODULES: tuple[str, ...] = ("edge.doctor",)
+COMMAND_MODULES: tuple[str, ...] = ("edge.doctor", "edge.publish.cli")
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +57,14 @@ def setup_logging(level: str = "INFO") -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import App, RunLimits, build_services
+    from edge.stats import Stats
     from edge.supervise import install_debug_handlers
 
     config = config_from_args(args)
     setup_logging(config.general.log_level)
     install_debug_handlers()
-    app = App(config, services=build_services(config))
+    stats = Stats()  # shared with the MQTT stats topic
+    app = App(config, stats=stats, services=build_services(config, stats=stats))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)

@@ -175,6 +175,57 @@ class RunConfig(Section):
     camera_backoff_s: float = Field(1.0, gt=0, description="First reopen delay; doubles.")
 
 
+class MqttConfig(Section):
+    """MQTT publishing and Home Assistant discovery; off while ``host`` is unset.
+
+    The password is never a setting: it comes from $MOODBOX_MQTT_PASSWORD or the
+    systemd credential file $CREDENTIALS_DIRECTORY/mqtt_password.
+    """
+
+    host: str | None = Field(
+        None,
+        description="Broker host name or address; unset (the demo default) turns MQTT off.",
+    )
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    username: str | None = Field(None, description="Broker user name (password: see above).")
+    tls: bool = Field(False, description="Connect with TLS.")
+    ca_file: Path | None = Field(
+        None, description="CA certificate file for TLS; unset: the system's trust store."
+    )
+    client_id: str | None = Field(
+        None, max_length=64, description="MQTT client id; unset: moodbox-<general.device_id>."
+    )
+    topic_prefix: str | None = Field(
+        None,
+        pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$",
+        description="Root of every moodbox topic; unset: moodbox/<general.device_id>.",
+    )
+    discovery: bool = Field(True, description="Publish Home Assistant device discovery.")
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$",
+        description="Home Assistant's discovery prefix (its birth topic is <prefix>/status).",
+    )
+    stats_interval_s: float = Field(
+        30.0, ge=1, le=3600, description="Publish <prefix>/stats this often."
+    )
+    queue_limit: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Events kept while the broker is away; the oldest beyond this are "
+        "dropped and counted in stats.",
+    )
+    keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive (seconds).")
+    reconnect_min_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay.")
+    reconnect_max_s: float = Field(
+        60.0, gt=0, le=3600, description="Reconnect delay cap (the delay doubles up to it)."
+    )
+    command_max_bytes: int = Field(
+        1024, ge=16, le=65536, description="Command payloads larger than this are ignored."
+    )
+
+
 class MoodboxConfig(Section):
     """The whole configuration file."""
 
@@ -184,6 +235,7 @@ class MoodboxConfig(Section):
     emotion: EmotionConfig = EmotionConfig()
     decide: DecideConfig = DecideConfig()
     run: RunConfig = RunConfig()
+    mqtt: MqttConfig = MqttConfig()
 
     def resolve(self, path: Path | str) -> Path:
         """A config path, absolute: relative ones are relative to the config file."""
