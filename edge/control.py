@@ -196,7 +196,7 @@ def parse_switch(payload: bytes) -> bool:
 
 
 def _valid_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name.strip()):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name.strip()):
         raise InvalidCommandError(
             "bad name", "1–32 letters, digits, spaces, . ' _ - (starting with a letter or digit)"
         )

@@ -142,8 +142,9 @@ def make_client(settings: BrokerSettings) -> mqtt.Client:
         min_delay=settings.reconnect_min_s,  # type: ignore[arg-type]
         max_delay=settings.reconnect_max_s,  # type: ignore[arg-type]
     )
-    # Bounds paho's own queue too, for messages handed over just before a silent outage.
-    client.max_queued_messages_set(settings.queue_limit)
+    # Bounds paho's own queue too (messages handed over just before a silent outage), with
+    # room for a full flush of ours plus the retained state sent with it after a reconnect.
+    client.max_queued_messages_set(2 * settings.queue_limit + 100)
     return client
 
 
