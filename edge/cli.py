@@ -58,7 +58,7 @@ def setup_logging(level: str = "INFO") -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import App, RunLimits, build_services
     from edge.stats import Stats
-    from edge.supervise import install_debug_handlers
+    from edge.supervise import arm_stop_deadline, install_debug_handlers
 
     config = config_from_args(args)
     setup_logging(config.general.log_level)
@@ -69,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)
         app.stop()
+        # A read stuck longer than a camera stall cannot be waited for.
+        arm_stop_deadline(2 * config.camera.open_timeout_s + 1)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -29,6 +29,9 @@ from edge.events import Event
 
 logger = logging.getLogger(__name__)
 
+# Exit status when a stop request could not finish in time (a read stuck in a driver).
+EXIT_STOP_TIMEOUT = 4
+
 # How often STATUS= is refreshed when no watchdog asks for more frequent messages.
 STATUS_INTERVAL_S = 30.0
 
@@ -176,3 +179,31 @@ def install_debug_handlers() -> None:
     signal.signal(signal.SIGUSR1, on_usr1)
     if not faulthandler.is_enabled():
         faulthandler.enable(file=sys.stderr, all_threads=True)
+
+
+def arm_stop_deadline(seconds: float, *, exit_code: int = EXIT_STOP_TIMEOUT) -> threading.Timer:
+    """After a stop request: if the process still runs ``seconds`` later, log every
+    thread's stack and exit hard.
+
+    The frame loop checks for a stop between frames, so a read that never
+    returns (a FIFO, a camera driver waiting on a loose cable) would otherwise
+    keep the process alive until systemd's TimeoutStopSec sends SIGKILL, with
+    nothing in the log to say where it hung.
+    """
+
+    def expire() -> None:
+        logger.error(
+            "still running %.0f s after the stop request (a frame read stuck in a driver?); "
+            "exiting without a clean stop",
+            seconds,
+        )
+        dump_threads()
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(exit_code)
+
+    timer = threading.Timer(seconds, expire)
+    timer.name = "stop-deadline"
+    timer.daemon = True
+    timer.start()
+    return timer

@@ -1,0 +1,143 @@
+"""Fault injection against the real daemon process: camera stall/error/recovery,
+the restart budget, signals (SIGUSR1 dump, SIGTERM clean stop, stuck stop)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_harness import ROOT, Daemon, env_for
+
+
+@pytest.fixture
+def frames(tmp_path: Path) -> Path:
+    """A replay folder of a few demo frames the test may take away and give back."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in sorted((ROOT / "demo" / "faces").glob("*.jpg"))[:4]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, frames: Path) -> Iterator[Daemon]:
+    process = Daemon(tmp_path, env=env_for(tmp_path, frames), watchdog_usec=400_000)
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+def test_camera_stall_error_recovery_signals_and_clean_stop(
+    tmp_path: Path, frames: Path, daemon: Daemon
+) -> None:
+    # Start-up: READY=1 once, then watchdog pings while frames flow.
+    daemon.wait_notify("READY=1")
+    daemon.wait_notify("WATCHDOG=1", count=3)
+    assert daemon.count_notifications("READY=1") == 1
+
+    # 1. Stall: a frame file becomes a FIFO nobody writes to; reading it blocks,
+    #    so the frame loop stops and so must the watchdog pings (systemd would
+    #    kill and restart us).
+    stalled = frames / "frame_002.jpg"
+    keep = tmp_path / "frame_002.jpg"
+    shutil.move(stalled, keep)
+    os.mkfifo(stalled)
+    fifo = tmp_path / "fifo-link"
+    os.link(stalled, fifo)  # a second name, to release the reader later
+    time.sleep(1.0)  # the loop reaches the FIFO within one pass (4 frames at 20 fps)
+    pings_when_stalled = daemon.count_notifications("WATCHDOG=1")
+    time.sleep(1.5)  # more than three watchdog intervals (0.2 s each)
+    assert daemon.count_notifications("WATCHDOG=1") == pings_when_stalled
+
+    # ...and recovers: the real file is back and the blocked read is released.
+    keep.replace(stalled)
+    with fifo.open("wb"):
+        pass
+    daemon.wait_notify("WATCHDOG=1", count=pings_when_stalled + 3)
+
+    # 2. Errors: every frame file disappears. The camera is reported lost once
+    #    (log and status event), reopened with backoff, and recovers when the
+    #    files come back.
+    hidden = tmp_path / "hidden"
+    shutil.move(frames, hidden)
+    daemon.wait_log("camera lost")
+    daemon.wait_for(
+        "camera status down",
+        lambda: any(
+            e["type"] == "status" and e["component"] == "camera" and not e["ok"]
+            for e in daemon.events
+        ),
+    )
+    time.sleep(1.0)  # several reopen attempts fail meanwhile
+    shutil.move(hidden, frames)
+    daemon.wait_log("camera recovered")
+    daemon.wait_for(
+        "camera status up",
+        lambda: any(
+            e["type"] == "status" and e["component"] == "camera" and e["ok"] for e in daemon.events
+        ),
+    )
+    pings = daemon.count_notifications("WATCHDOG=1")
+    daemon.wait_notify("WATCHDOG=1", count=pings + 2)
+    assert daemon.count_logs("camera lost") == 1
+    assert daemon.count_logs("camera recovered") == 1
+
+    # 3. SIGUSR1: every thread's stack in the log, and the daemon keeps going.
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_log("thread dump on request")
+    daemon.wait_log('Thread "MainThread"')
+    pings = daemon.count_notifications("WATCHDOG=1")
+    daemon.wait_notify("WATCHDOG=1", count=pings + 2)
+
+    # 4. SIGTERM: a clean stop, STOPPING=1, exit 0.
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0, "\n".join(daemon.logs[-30:])
+    assert daemon.count_notifications("STOPPING=1") == 1
+    assert daemon.count_logs("signal SIGTERM: stopping") == 1
+    assert not [line for line in daemon.logs if "Traceback" in line]
+
+
+def test_camera_gone_for_good_exits_non_zero_after_the_budget(tmp_path: Path, frames: Path) -> None:
+    env = env_for(
+        tmp_path,
+        frames,
+        MOODBOX_RUN_CAMERA_RESTART_BUDGET="2",
+        MOODBOX_RUN_CAMERA_BACKOFF_S="0.05",
+    )
+    daemon = Daemon(tmp_path, env=env)
+    try:
+        daemon.wait_notify("READY=1")
+        shutil.rmtree(frames)
+        code = daemon.wait(timeout=60)
+    finally:
+        daemon.close()
+    assert code == 3  # EXIT_CAMERA_LOST: systemd's Restart=on-failure takes over
+    assert daemon.count_logs("camera lost") == 1
+    assert daemon.count_logs("did not recover after 2 attempts") == 1
+
+
+def test_sigterm_during_a_stalled_read_exits_hard_with_a_thread_dump(
+    tmp_path: Path, frames: Path
+) -> None:
+    """A read blocked on a dead device cannot be stopped cleanly; the daemon must not
+    hang until SIGKILL either: it logs where it was stuck and exits 4."""
+    for path in frames.iterdir():
+        path.unlink()
+    os.mkfifo(frames / "frame_000.jpg")
+    daemon = Daemon(tmp_path, env=env_for(tmp_path, frames))
+    try:
+        daemon.wait_notify("READY=1")
+        time.sleep(0.5)
+        daemon.signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+    finally:
+        daemon.close()
+    assert code == 4  # EXIT_STOP_TIMEOUT
+    assert daemon.count_logs("still running 3 s after the stop request") == 1
+    assert daemon.count_logs("imread") >= 1  # the dump shows the stuck read
