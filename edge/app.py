@@ -160,11 +160,14 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-def build_services(config: MoodboxConfig, *, stats: Stats | None = None) -> list[Service]:
+def build_services(
+    config: MoodboxConfig, *, stats: Stats | None = None, parts: Sequence[object] = ()
+) -> list[Service]:
     """The services `moodbox run` starts, in start order (stopped in reverse).
 
     Feature helpers append theirs above the systemd notifier, which stays last
     so that READY=1 goes out only once everything before it has started.
+    ``parts``: pipeline stages that take remote commands too (the identity stage).
     """
     from edge.supervise import SystemdNotifyService
 
@@ -174,7 +177,7 @@ def build_services(config: MoodboxConfig, *, stats: Stats | None = None) -> list
         from edge.control import RemoteControls
         from edge.publish.service import MqttService
 
-        controls = RemoteControls.find(services)
+        controls = RemoteControls.find([*services, *parts])
         services.append(MqttService.from_config(config, stats=stats, controls=controls))
     services.append(SystemdNotifyService.from_env())
     return services

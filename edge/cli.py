@@ -56,7 +56,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import App, RunLimits, build_services
+    from edge.app import App, Pipeline, RunLimits, build_services
     from edge.stats import Stats
     from edge.supervise import arm_stop_deadline, install_debug_handlers
 
@@ -64,7 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(config.general.log_level)
     install_debug_handlers()
     stats = Stats()  # shared with the MQTT stats topic
-    app = App(config, stats=stats, services=build_services(config, stats=stats))
+    pipeline = Pipeline.from_config(config, stats)
+    services = build_services(config, stats=stats, parts=[pipeline.identity])
+    app = App(config, stats=stats, pipeline=pipeline, services=services)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)
