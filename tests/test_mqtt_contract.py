@@ -329,3 +329,45 @@ def test_password_and_user_reach_the_broker(tmp_path: Path) -> None:
             assert not bad.health().connected
         finally:
             bad.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+# paho leaves the socket of a failed TLS handshake to the garbage collector (not ours).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+    """TLS to a broker whose certificate is signed by ``mqtt.ca_file``; untrusted otherwise."""
+    if shutil.which("openssl") is None or find_mosquitto() is None:
+        pytest.skip("openssl or mosquitto not installed")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+             "-subj", "/CN=moodbox test CA", cwd=tmp_path)  # fmt: skip
+    _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1", cwd=tmp_path)  # fmt: skip
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
+             cwd=tmp_path)  # fmt: skip
+    workdir = tmp_path / "tls"
+    workdir.mkdir()
+    broker = MosquittoBroker(
+        workdir,
+        extra_config=f"cafile {tmp_path / 'ca.crt'}\ncertfile {tmp_path / 'server.crt'}\n"
+        f"keyfile {tmp_path / 'server.key'}\n",
+    )
+    with broker:
+        trusted = MqttPublisher(broker_settings(broker, tls=True, ca_file=tmp_path / "ca.crt"))
+        trusted.start(lambda *_: None, [])
+        try:
+            assert trusted.connected_event.wait(5)
+        finally:
+            trusted.stop()
+        untrusted = MqttPublisher(broker_settings(broker, client_id="untrusted", tls=True))
+        untrusted.start(lambda *_: None, [])
+        try:
+            time.sleep(0.5)
+            assert not untrusted.health().connected
+        finally:
+            untrusted.stop()

@@ -295,7 +295,8 @@ class MqttPublisher:
         if not self._failing_since_logged:
             self._failing_since_logged = True
             logger.warning(
-                "MQTT: cannot reach %s:%d; retrying with backoff, queueing events",
+                "MQTT: cannot connect to %s:%d (down, unreachable or TLS failed); "
+                "retrying with backoff, queueing events",
                 self.settings.host,
                 self.settings.port,
             )
