@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One camera frame. ``image`` is BGR uint8 (H, W, 3); ``lores`` an optional
-    smaller BGR or grey copy for detection (picamera's lores Y plane) at
+    smaller BGR (or grey) copy for detection (picamera's lores stream) at
     ``lores_scale`` of it."""
 
     image: np.ndarray
