@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -175,3 +176,24 @@ class Daemon:
         self._closed = True
         self._threads[2].join(timeout=5)
         self._notify.close()
+
+
+def copy_frames(tmp_path: Path, count: int | None = None) -> Path:
+    """A replay folder of demo frames that a test may take away and give back."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in sorted((ROOT / "demo" / "faces").glob("*.jpg"))[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def keeps_processing(daemon: Daemon, pings: int = 3) -> None:
+    """The frame loop is alive: the watchdog gets fresh pings."""
+    daemon.wait_notify("WATCHDOG=1", count=daemon.count_notifications("WATCHDOG=1") + pings)
+
+
+def stop_cleanly(daemon: Daemon) -> None:
+    """SIGTERM gives exit 0 and no traceback anywhere in the log."""
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0, "\n".join(daemon.logs[-30:])
+    assert not [line for line in daemon.logs if "Traceback" in line]

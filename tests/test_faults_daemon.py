@@ -11,17 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import ROOT, Daemon, env_for
+from daemon_harness import Daemon, copy_frames, env_for
 
 
 @pytest.fixture
 def frames(tmp_path: Path) -> Path:
-    """A replay folder of a few demo frames the test may take away and give back."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for path in sorted((ROOT / "demo" / "faces").glob("*.jpg"))[:4]:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return copy_frames(tmp_path, 4)
 
 
 @pytest.fixture

@@ -3,22 +3,17 @@ give a clear error and the documented exit status, never a traceback."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from daemon_harness import ROOT, daemon_env, env_for
+from daemon_harness import copy_frames, daemon_env, env_for
 
 
 @pytest.fixture
 def frames(tmp_path: Path) -> Path:
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for path in sorted((ROOT / "demo" / "faces").glob("*.jpg"))[:2]:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return copy_frames(tmp_path, 2)
 
 
 def run_once(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
