@@ -1,0 +1,1 @@
+"""Face sign-in: align, embed, store enrolled users, recognise per track, report presence."""

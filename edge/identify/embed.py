@@ -1,0 +1,64 @@
+"""Identity vectors from aligned faces: the FaceEmbedder protocol and the SFace TFLite adapter."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.errors import ModelError
+from edge.identify.align import SIZE
+from edge.tflite import dequantize, load_interpreter, quantize
+
+logger = logging.getLogger(__name__)
+
+
+class FaceEmbedder(Protocol):
+    """Turns an aligned 112×112 BGR face into a unit-length identity vector."""
+
+    dim: int
+
+    def embed(self, face: np.ndarray) -> np.ndarray:
+        """A float32 vector of length ``dim`` with norm 1."""
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows (or one vector) scaled to unit length; zero vectors stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class TFLiteFaceEmbedder:
+    """SFace (OpenCV model zoo, 128-D) converted to TFLite; see models/README.md.
+
+    The model takes raw 0..255 pixel values (no normalisation) in RGB order,
+    NHWC, as OpenCV's FaceRecognizerSF feeds it (``blobFromImage`` with
+    ``swapRB=true``, scale 1, mean 0).
+    """
+
+    def __init__(self, model_path: Path, *, threads: int = 1) -> None:
+        self._interpreter = load_interpreter(model_path, threads=threads)
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or tuple(inputs[0]["shape"]) != (1, SIZE, SIZE, 3):
+            raise ModelError(
+                f"{model_path}: expected one (1,{SIZE},{SIZE},3) input, a face embedding "
+                f"model; got {[tuple(d['shape']) for d in inputs]}"
+            )
+        if len(outputs) != 1 or len(outputs[0]["shape"]) != 2:
+            raise ModelError(f"{model_path}: expected one (1, D) embedding output")
+        self._input = inputs[0]
+        self._output = outputs[0]
+        self.dim = int(outputs[0]["shape"][1])
+
+    def embed(self, face: np.ndarray) -> np.ndarray:
+        if face.shape != (SIZE, SIZE, 3):
+            raise ValueError(f"expected an aligned {SIZE}x{SIZE} BGR face, got {face.shape}")
+        rgb = face[None, :, :, ::-1].astype(np.float32)
+        self._interpreter.set_tensor(self._input["index"], quantize(rgb, self._input))
+        self._interpreter.invoke()
+        vector = dequantize(self._interpreter.get_tensor(self._output["index"])[0], self._output)
+        return normalise(vector)

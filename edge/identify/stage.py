@@ -1,0 +1,202 @@
+"""The identity stage of the pipeline: embed new tracks, name them, sign users in and out.
+
+Runs on the frame loop after the tracker. A track is embedded on its first
+few frames and then only every ``identify.refresh_s``, so a face that stays in
+view costs one embedding per refresh, not one per frame. Camera enrolment and
+``forget`` may be requested from another thread (MQTT commands): requests are
+queued and carried out on the loop thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+
+import cv2
+
+from edge.camera import Frame
+from edge.config import IdentifyConfig, MoodboxConfig
+from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
+from edge.identify.align import align_face
+from edge.identify.embed import FaceEmbedder, TFLiteFaceEmbedder
+from edge.identify.enroll import EnrolmentSession, Sample, measure_quality
+from edge.identify.recognize import Gallery, Presence, Recognizer
+from edge.identify.store import UserStore, check_name
+from edge.stats import Stats
+from edge.track import Track
+
+logger = logging.getLogger(__name__)
+
+
+class IdentityStage:
+    """Per-track identity, presence events and enrolment on the live pipeline."""
+
+    def __init__(
+        self,
+        config: IdentifyConfig,
+        *,
+        embedder: FaceEmbedder,
+        store: UserStore,
+        stats: Stats | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.store = store
+        self.stats = stats or Stats()
+        self._clock = clock
+        self.recognizer = Recognizer(
+            threshold=config.threshold,
+            min_frames=config.min_frames,
+            max_frames=config.max_frames,
+            margin=config.margin,
+            refresh_s=config.refresh_s,
+            sample_gap_s=config.sample_gap_s,
+        )
+        self.presence = Presence(sign_out_after_s=config.sign_out_after_s)
+        self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._session: EnrolmentSession | None = None
+        self._reported_unknown: set[int] = set()
+        self.last_enrolment: tuple[str, str | None] | None = None  # (name, error)
+        self.reload()
+
+    @classmethod
+    def from_config(cls, config: MoodboxConfig, stats: Stats | None = None) -> IdentityStage:
+        embedder = TFLiteFaceEmbedder(
+            config.resolve(config.identify.model), threads=config.identify.threads
+        )
+        store = UserStore.in_state_dir(config.state_dir())
+        return cls(config.identify, embedder=embedder, store=store, stats=stats)
+
+    def reload(self) -> None:
+        """Re-read the enrolled users from the store."""
+        self.recognizer.set_gallery(Gallery.from_embeddings(self.store.embeddings()))
+        logger.info("face sign-in: %d enrolled user(s)", len(self.recognizer.gallery))
+
+    # Requests from any thread (MQTT commands, CLI).
+
+    def enroll_from_camera(self, name: str) -> None:
+        """Start enrolling the single visible face as ``name`` (non-blocking).
+
+        The next few good frames are collected on the loop thread; the outcome is
+        logged and emitted as a ``status`` event of component ``enrolment``.
+        """
+        self._requests.put(("enroll", check_name(name)))
+
+    def forget(self, name: str) -> bool:
+        """Delete ``name`` and every trace of them; False if nobody had that name."""
+        removed = self.store.forget(name)
+        if removed:
+            self._requests.put(("forget", name.strip()))
+            logger.info("forgot user %s", name)
+        return removed
+
+    # The loop thread.
+
+    def process(
+        self,
+        frame: Frame,
+        seen: Sequence[Track],
+        expired: Sequence[Track],
+        now: float,
+        wall_time: float | None = None,
+    ) -> list[Event]:
+        """Embed and name the seen tracks; presence events for this frame."""
+        stamp = now if wall_time is None else wall_time
+        events = self._handle_requests(now, stamp)
+        for track in expired:
+            self.recognizer.drop(track.track_id)
+            self._reported_unknown.discard(track.track_id)
+        session = self._session
+        collecting = session is not None and session.wants(len(seen))
+        for track in seen:
+            if collecting or self.recognizer.wants_embedding(track.track_id, now):
+                self._embed(frame, track, now, collect=collecting)
+            decision = self.recognizer.decision(track.track_id)
+            track.data["user"] = decision.user
+            if decision.decided and decision.user is None:
+                if track.track_id not in self._reported_unknown:
+                    self._reported_unknown.add(track.track_id)
+                    events.append(UnknownFace(time=stamp, track_id=track.track_id))
+            else:
+                self._reported_unknown.discard(track.track_id)
+        users = {t.data["user"]: t.track_id for t in seen if t.data.get("user")}
+        signed_in, signed_out = self.presence.update(now, users)
+        for user in signed_in:
+            events.append(UserSignedIn(time=stamp, user=user, track_id=users[user]))
+            self.store.touch(user, stamp)
+        for user in signed_out:
+            events.append(UserSignedOut(time=stamp, user=user))
+            self.store.touch(user, stamp)
+        if session is not None and session.finished(now):
+            events.extend(self._finish_enrolment(session, stamp))
+        return events
+
+    def _embed(self, frame: Frame, track: Track, now: float, *, collect: bool) -> None:
+        with self.stats.timed("align"):
+            aligned = align_face(frame.image, track.detection.keypoints)
+        with self.stats.timed("embed"):
+            vector = self.embedder.embed(aligned)
+        self.recognizer.observe(track.track_id, vector, now)
+        if collect and self._session is not None:
+            quality = measure_quality(track.detection, aligned)
+            self._session.offer(Sample(vector, aligned, quality, now))
+
+    def _handle_requests(self, now: float, stamp: float) -> list[Event]:
+        events: list[Event] = []
+        while True:
+            try:
+                kind, name = self._requests.get_nowait()
+            except queue.Empty:
+                return events
+            if kind == "enroll":
+                logger.info("enrolling %s: look at the camera", name)
+                self._session = EnrolmentSession(
+                    name,
+                    started=now,
+                    samples=self.config.enroll_samples,
+                    timeout_s=self.config.enroll_timeout_s,
+                )
+            else:
+                self.reload()
+                if self.presence.remove(name):
+                    events.append(UserSignedOut(time=stamp, user=name))
+
+    def _finish_enrolment(self, session: EnrolmentSession, stamp: float) -> list[Event]:
+        self._session = None
+        samples, error = session.result()
+        if error is None:
+            count = self.store.add_embeddings(session.name, [s.vector for s in samples], stamp)
+            if self.config.store_images_debug:
+                self._store_debug_images(session.name, samples, stamp)
+            self.reload()
+            logger.info(
+                "enrolled %s: %d new sample(s), %d in all", session.name, len(samples), count
+            )
+        else:
+            logger.warning("enrolling %s failed: %s", session.name, error)
+        self.last_enrolment = (session.name, error)
+        return [
+            StatusChanged(
+                time=stamp,
+                component="enrolment",
+                ok=error is None,
+                detail=error or f"enrolled {session.name}",
+                extra={"user": session.name, "samples": len(samples)},
+            )
+        ]
+
+    def _store_debug_images(self, name: str, samples: list[Sample], stamp: float) -> None:
+        for sample in samples:
+            ok, jpeg = cv2.imencode(".jpg", sample.aligned)
+            if ok:
+                self.store.add_debug_image(name, jpeg.tobytes(), stamp)
+        pruned = self.store.prune_debug_images(stamp - self.config.debug_retention_days * 86400)
+        if pruned:
+            logger.info("deleted %d debug face image(s) past retention", pruned)
+
+    @property
+    def enrolling(self) -> bool:
+        return self._session is not None or not self._requests.empty()

