@@ -26,7 +26,12 @@ EXIT_CONFIG = 2
 EXIT_FATAL = 1
 
 # Feature modules with a ``register(subparsers)`` function.
-COMMAND_MODULES: tuple[str, ...] = ("edge.doctor", "edge.publish.cli", "edge.bench")
+COMMAND_MODULES: tuple[str, ...] = (
+    "edge.doctor",
+    "edge.publish.cli",
+    "edge.identify.cli",
+    "edge.bench",
+)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -226,6 +226,56 @@ class MqttConfig(Section):
     )
 
 
+class IdentifyConfig(Section):
+    """Face sign-in: embedding model, recognition thresholds, presence, the user store."""
+
+    enabled: bool = Field(
+        True, description="Recognise enrolled users (with nobody enrolled every face is unknown)."
+    )
+    model: Path = Field(
+        Path("models/face_embedding.tflite"),
+        description="SFace 128-D embedding TFLite file (see models/README.md).",
+    )
+    threshold: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="Cosine similarity of a track's mean embedding to a person's average "
+        "needed to sign them in (higher: fewer strangers let in, more misses).",
+    )
+    margin: float = Field(
+        0.05, ge=0, le=2, description="The best person must beat the runner-up by this much."
+    )
+    min_frames: int = Field(
+        3, ge=1, le=30, description="Embeddings of a track that must agree before it is named."
+    )
+    max_frames: int = Field(8, ge=1, le=100, description="Newest embeddings kept per track.")
+    sample_gap_s: float = Field(
+        0.2, ge=0, le=10, description="Spacing of a new track's first embeddings."
+    )
+    refresh_s: float = Field(
+        10.0, gt=0, le=3600, description="Once decided, re-embed a track this often."
+    )
+    sign_out_after_s: float = Field(
+        60.0, gt=0, le=86400, description="Sign a user out after not seeing them this long."
+    )
+    enroll_samples: int = Field(
+        5, ge=1, le=20, description="Diverse good samples stored per enrolment."
+    )
+    enroll_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Give up a camera enrolment after this long."
+    )
+    store_images_debug: bool = Field(
+        False,
+        description="Debug only: also store the aligned enrolment face images (biometric "
+        "photos!) in the user store; off by default.",
+    )
+    debug_retention_days: float = Field(
+        7.0, gt=0, le=365, description="Debug face images older than this are deleted."
+    )
+    threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
+
+
 class MoodboxConfig(Section):
     """The whole configuration file."""
 
@@ -235,6 +285,7 @@ class MoodboxConfig(Section):
     emotion: EmotionConfig = EmotionConfig()
     decide: DecideConfig = DecideConfig()
     run: RunConfig = RunConfig()
+    identify: IdentifyConfig = IdentifyConfig()
     mqtt: MqttConfig = MqttConfig()
 
     def resolve(self, path: Path | str) -> Path:

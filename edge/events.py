@@ -66,6 +66,31 @@ class StatusChanged(Event):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class UserSignedIn(Event):
+    """An enrolled user was recognised and is now present."""
+
+    type: ClassVar[str] = "user_signed_in"
+    user: str
+    track_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserSignedOut(Event):
+    """A present user has not been seen for ``identify.sign_out_after_s`` (or was forgotten)."""
+
+    type: ClassVar[str] = "user_signed_out"
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFace(Event):
+    """A face track was decided to be nobody enrolled (reported once per track)."""
+
+    type: ClassVar[str] = "unknown_face"
+    track_id: int
+
+
 def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
 
