@@ -69,6 +69,7 @@ def test_unit_contract() -> None:
     assert unit["Type"] == ["notify"]
     assert unit["NotifyAccess"] == ["main"]
     assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["2"]
     assert "StartLimitBurst" in unit
     assert "StartLimitIntervalSec" in unit
     assert "WatchdogSec" in unit
