@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -110,6 +111,9 @@ def main() -> int:
         f"fps 0, identify {'on' if config.identify.enabled else 'off'}, pid {os.getpid()}"
     )
     print(f"{'frames':>10}  {'elapsed_s':>9}  {'fps':>7}  {'rss_mib':>8}")
+    # SIGTERM/SIGINT end the run early with a summary of what ran so far.
+    signal.signal(signal.SIGTERM, lambda *_: app.stop())
+    signal.signal(signal.SIGINT, lambda *_: app.stop())
     code = app.run(RunLimits(max_frames=args.frames))
     samples = probe.samples
     if len(samples) >= 3:
