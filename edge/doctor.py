@@ -209,6 +209,21 @@ def check_state_dir(config: MoodboxConfig) -> list[Result]:
     return [Result("state dir", Status.PASS, f"{path} (0700, writable, uid {info.st_uid})")]
 
 
+def check_secret(config: MoodboxConfig) -> list[Result]:
+    """The MQTT password file beside the config (LoadCredential's source) is private."""
+    path = config.resolve("mqtt_password")
+    if not path.exists():
+        return [Result("secret", Status.SKIP, f"no {path} (MQTT without a password)")]
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return [
+            Result(
+                "secret", Status.FAIL, f"{path} is mode {mode:04o}, must be 0600: chmod 600 {path}"
+            )
+        ]
+    return [Result("secret", Status.PASS, f"{path} (mode {mode:04o})")]
+
+
 CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("models", check_models),
     ("camera", check_camera),
@@ -216,6 +231,7 @@ CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("broker", check_broker),
     ("disk", check_disk),
     ("state dir", check_state_dir),
+    ("secret", check_secret),
 )
 
 

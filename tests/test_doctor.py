@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
-from edge.doctor import Status, check_broker, check_models, check_state_dir
+from edge.doctor import Status, check_broker, check_models, check_secret, check_state_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -180,3 +180,18 @@ def test_state_dir_missing_and_model_checks_in_process(
     statuses = {r.check: r.status for r in check_models(config)}
     assert statuses["model detect"] is Status.PASS
     assert statuses["model emotion"] is Status.PASS
+
+
+def test_secret_file_must_be_private(tmp_path: Path, clean_env: None) -> None:
+    config = load_config(doctor_config(tmp_path))
+    [result] = check_secret(config)
+    assert result.status is Status.SKIP
+    secret = tmp_path / "mqtt_password"
+    secret.write_text("s3cret")
+    secret.chmod(0o644)
+    [result] = check_secret(config)
+    assert result.status is Status.FAIL
+    assert "chmod 600" in result.detail
+    secret.chmod(0o600)
+    [result] = check_secret(config)
+    assert result.status is Status.PASS
