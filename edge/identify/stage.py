@@ -29,6 +29,8 @@ from edge.track import Track
 
 logger = logging.getLogger(__name__)
 
+RELOAD_CHECK_S = 2.0  # how often to look for users enrolled or forgotten by another process
+
 
 class IdentityStage:
     """Per-track identity, presence events and enrolment on the live pipeline."""
@@ -60,6 +62,8 @@ class IdentityStage:
         self._session: EnrolmentSession | None = None
         self._reported_unknown: set[int] = set()
         self.last_enrolment: tuple[str, str | None] | None = None  # (name, error)
+        self._data_version = store.data_version()
+        self._checked_at = float("-inf")
         self.reload()
 
     @classmethod
@@ -105,6 +109,12 @@ class IdentityStage:
     ) -> list[Event]:
         """Embed and name the seen tracks; presence events for this frame."""
         stamp = now if wall_time is None else wall_time
+        if abs(now - self._checked_at) >= RELOAD_CHECK_S:
+            self._checked_at = now
+            version = self.store.data_version()
+            if version != self._data_version:  # `moodbox enroll`/`forget` ran beside us
+                self._data_version = version
+                self.reload()
         events = self._handle_requests(now, stamp)
         for track in expired:
             self.recognizer.drop(track.track_id)

@@ -202,6 +202,12 @@ class UserStore:
                 (user_id, jpeg, now),
             )
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (the CLI beside the daemon) commits."""
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
     def debug_image_count(self) -> int:
         with self._lock:
             (count,) = self._db.execute("SELECT COUNT(*) FROM debug_images").fetchone()
