@@ -300,6 +300,11 @@ def run_paced(config: MoodboxConfig, frames: list[np.ndarray], seconds: float) -
     os.environ["SDL_AUDIODRIVER"] = "dummy"
     pipeline = Pipeline.from_config(config, RecordingStats())
     services = build_services(config)
+    polls: dict[str, list[float]] = {}
+    for service in services:
+        # The loop thread waits for every poll: its cost is frame-loop latency.
+        samples = polls.setdefault(type(service).__name__, [])
+        service.poll = _timed(service.poll, samples)  # type: ignore[method-assign]
     settle_s = min(2.0, seconds)
     mark = _SteadyMark(settle_s)  # the clock starts once the daemon has settled
     app = App(
@@ -316,7 +321,23 @@ def run_paced(config: MoodboxConfig, frames: list[np.ndarray], seconds: float) -
         "seconds": round(wall, 3),
         "frames": app.stats.counters.get("frames", 0),
         "services": [type(s).__name__ for s in services],
+        "service_poll_ms": {
+            name: {**summarize(times), "max_ms": round(max(times), 4)}
+            for name, times in polls.items()
+            if times
+        },
     }
+
+
+def _timed(poll: Any, samples: list[float]) -> Any:
+    def timed_poll(now: float) -> None:
+        start = time.perf_counter()
+        try:
+            poll(now)
+        finally:
+            samples.append((time.perf_counter() - start) * 1000)
+
+    return timed_poll
 
 
 class _SteadyMark:
@@ -606,6 +627,7 @@ def run_bench(config_path: Path, config: MoodboxConfig, options: BenchOptions) -
         "one_face_cpu_percent": runs.active["cpu_percent"],
         "cpu_run_seconds": runs.idle["seconds"],
         "cpu_run_services": runs.idle["services"],
+        "service_poll_ms": runs.active["service_poll_ms"],
         "peak_rss_mb": runs.probe["peak_rss_mb"],
         "startup_s": runs.probe["startup_s"],
         "startup_runs_s": runs.probe["startup_runs_s"],
@@ -760,6 +782,11 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<38}{value:>10}   {target}")
     if fer is None:
         lines.append(f"fer baseline: {report.get('fer_note', '')}")
+    for name, poll in report["service_poll_ms"].items():
+        lines.append(
+            f"{name}.poll on the frame loop: median {poll['median_ms']} ms, "
+            f"p95 {poll['p95_ms']} ms, max {poll['max_ms']} ms"
+        )
     if report.get("embedding"):
         emb = report["embedding"]
         lines.append(

@@ -109,6 +109,14 @@ def test_pi4_projection_is_labelled_and_complete(report: dict[str, Any]) -> None
         assert 0 < entry["fps_pessimistic"] < entry["fps_likely"]
 
 
+def test_service_polls_are_timed(report: dict[str, Any]) -> None:
+    # The daemon's own services ran beside the paced loop, each poll timed.
+    assert "SystemdNotifyService" in report["cpu_run_services"]
+    for name, poll in report["service_poll_ms"].items():
+        assert name in report["cpu_run_services"]
+        assert 0 <= poll["median_ms"] <= poll["p95_ms"] <= poll["max_ms"]
+
+
 def test_table_names_every_stage_and_the_projection(report: dict[str, Any]) -> None:
     text = table(report)
     for stage in STAGES:
