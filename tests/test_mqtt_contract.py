@@ -145,7 +145,10 @@ def test_state_and_event_topics_follow_the_contract(mosquitto: MosquittoBroker) 
         assert events[1]["probabilities"] == PROBS
 
         # Sign-out and face loss clear presence and the household mood.
-        recorder.wait_for(lambda m: m.topic == t("mood") and m.text == "none", after=1)
+        recorder.wait_for(
+            lambda m: m.topic == t("mood") and m.text == "none",
+            after=recorder.messages.index(mood),
+        )
         last_presence = recorder.wait_for(
             lambda m: m.topic == t("presence") and json.loads(m.text)["count"] == 0,
             after=recorder.messages.index(presence),
@@ -186,9 +189,11 @@ def test_household_mood_is_the_latest_face_and_falls_back(mosquitto: MosquittoBr
                 )
             )
         recorder.wait_for(lambda m: m.text == "happy")
-        service.emit(FaceLost(time=time.time(), track_id=2, last_mood="happy"))
         n = recorder.count()
+        service.emit(FaceLost(time=time.time(), track_id=2, last_mood="happy"))
         assert recorder.wait_for(lambda m: True, after=n).text == "sad"
+        service.emit(FaceLost(time=time.time(), track_id=1, last_mood="sad"))
+        assert recorder.wait_for(lambda m: True, after=n + 1).text == "none"
     finally:
         service.stop()
         recorder.close()
@@ -238,6 +243,9 @@ def test_retained_state_is_republished_after_the_broker_forgot_it(
         first.close()
         mosquitto.restart()  # no persistence: every retained message is gone
         assert poll_until(service, lambda: publisher.health().reconnects == 1)
+        probe = Recorder(mosquitto, t("presence"))
+        probe.wait_for(lambda m: b"bob" in m.payload)  # republished (live or retained)
+        probe.close()
         late = Recorder(mosquitto, f"{PREFIX}/#")
         try:
             presence = late.wait_for(lambda m: m.topic == t("presence") and b"bob" in m.payload)
