@@ -62,6 +62,10 @@ class IdentityStage:
         self._session: EnrolmentSession | None = None
         self._reported_unknown: set[int] = set()
         self.last_enrolment: tuple[str, str | None] | None = None  # (name, error)
+        # Debug face images past retention go at start-up too, even with debugging off now.
+        pruned = store.prune_debug_images(clock() - config.debug_retention_days * 86400)
+        if pruned:
+            logger.info("deleted %d debug face image(s) past retention", pruned)
         self._data_version = store.data_version()
         self._checked_at = float("-inf")
         self.reload()
