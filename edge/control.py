@@ -263,25 +263,27 @@ class CommandDispatcher:
 
     def submit(self, name: str, payload: bytes) -> bool:
         """Validate and queue; False (counted, logged once per kind) if the command is refused."""
+        # Log-once keys use a fixed label for unknown names, so no topic can grow the set.
+        label = name if name in COMMANDS else "unknown"
         try:
             spec = COMMANDS.get(name)
             if spec is None:
-                raise InvalidCommandError("unknown command")
+                raise InvalidCommandError("unknown command", repr(name[:40]))
             if len(payload) > self.max_bytes:
                 raise InvalidCommandError("too large", f"{len(payload)} > {self.max_bytes} bytes")
             value = spec.parse(payload)
             self._pending.put_nowait((spec, value))
         except InvalidCommandError as err:
             self.invalid += 1
-            self._log_once(name[:40], err.reason, err)
+            self._log_once(label, err.reason, err)
             return False
         except queue.Full:
             self.invalid += 1
-            self._log_once(name, "flood", "too many commands waiting for the loop")
+            self._log_once(label, "flood", "too many commands waiting for the loop")
             return False
         except Exception as err:  # a parser bug must not kill paho's network thread
             self.invalid += 1
-            self._log_once(name[:40], type(err).__name__, repr(err))
+            self._log_once(label, type(err).__name__, repr(err))
             return False
         return True
 

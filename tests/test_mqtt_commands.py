@@ -237,3 +237,17 @@ def test_hostile_payloads_through_the_broker_never_crash_the_service(
     publisher = service.publisher
     assert isinstance(publisher, MqttPublisher)
     assert publisher.health().connected
+
+
+def test_unknown_names_and_floods_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="edge.control")
+    music = FakeMusic()
+    dispatcher = CommandDispatcher(RemoteControls(music=music), max_pending=4)
+    for i in range(50):
+        assert not dispatcher.submit(f"made-up-{i}", b"1")
+    assert len([r for r in caplog.records if "unknown command" in r.getMessage()]) == 1
+    accepted = [dispatcher.submit("volume", str(i).encode()) for i in range(10)]
+    assert accepted == [True] * 4 + [False] * 6  # the loop has not run: the queue is full
+    assert dispatcher.invalid == 56
+    assert dispatcher.run_pending() == ["volume"] * 4
+    assert music.calls == [("set_volume", v) for v in range(4)]
