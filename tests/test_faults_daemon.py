@@ -4,6 +4,7 @@ the restart budget, signals (SIGUSR1 dump, SIGTERM clean stop, stuck stop)."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import signal
 import time
@@ -28,6 +29,41 @@ def daemon(tmp_path: Path, frames: Path) -> Iterator[Daemon]:
         process.close()
 
 
+def wait_for_quiet(daemon: Daemon, quiet_s: float, timeout: float = 60) -> int:
+    """Wait until no watchdog ping has come for ``quiet_s``; the ping count then."""
+    deadline = time.monotonic() + timeout
+    count, since = daemon.count_notifications("WATCHDOG=1"), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "the watchdog pings never stopped"
+        time.sleep(0.05)
+        now_count = daemon.count_notifications("WATCHDOG=1")
+        if now_count != count:
+            count, since = now_count, time.monotonic()
+    return count
+
+
+# openat's number, to see a process blocked in it through /proc/PID/syscall.
+OPENAT = {"x86_64": "257", "aarch64": "56"}
+
+
+def wait_in_open(pid: int, timeout: float = 30) -> None:
+    """Wait until the process's main thread sits in openat() (or 1 s where /proc cannot say)."""
+    number = OPENAT.get(platform.machine())
+    status = Path(f"/proc/{pid}/syscall")
+    deadline = time.monotonic() + timeout
+    while number is not None and status.exists():
+        try:
+            if status.read_text().split()[0] == number:
+                time.sleep(0.2)  # still there a moment later: blocked, not passing through
+                if status.read_text().split()[0] == number:
+                    return
+        except (OSError, IndexError):
+            break
+        assert time.monotonic() < deadline, "the daemon never blocked in open()"
+        time.sleep(0.05)
+    time.sleep(1.0)
+
+
 def test_camera_stall_error_recovery_signals_and_clean_stop(
     tmp_path: Path, frames: Path, daemon: Daemon
 ) -> None:
@@ -45,15 +81,14 @@ def test_camera_stall_error_recovery_signals_and_clean_stop(
     os.mkfifo(stalled)
     fifo = tmp_path / "fifo-link"
     os.link(stalled, fifo)  # a second name, to release the reader later
-    time.sleep(1.0)  # the loop reaches the FIFO within one pass (4 frames at 20 fps)
-    pings_when_stalled = daemon.count_notifications("WATCHDOG=1")
-    time.sleep(1.5)  # more than three watchdog intervals (0.2 s each)
-    assert daemon.count_notifications("WATCHDOG=1") == pings_when_stalled
+    pings_when_stalled = wait_for_quiet(daemon, quiet_s=1.5)  # > 3 watchdog intervals
 
     # ...and recovers: the real file is back and the blocked read is released.
+    # Opening the FIFO's write end without blocking succeeds only while a reader
+    # waits on it: proof that the silence was the daemon stuck in that read.
     keep.replace(stalled)
-    with fifo.open("wb"):
-        pass
+    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO if nobody reads
+    os.close(writer)
     daemon.wait_notify("WATCHDOG=1", count=pings_when_stalled + 3)
 
     # 2. Errors: every frame file disappears. The camera is reported lost once
@@ -122,13 +157,15 @@ def test_sigterm_during_a_stalled_read_exits_hard_with_a_thread_dump(
 ) -> None:
     """A read blocked on a dead device cannot be stopped cleanly; the daemon must not
     hang until SIGKILL either: it logs where it was stuck and exits 4."""
+    # Only a FIFO nobody writes to: every read blocks in open(). A signal
+    # interrupts that open, but the source retries the file and blocks again.
     for path in frames.iterdir():
         path.unlink()
     os.mkfifo(frames / "frame_000.jpg")
     daemon = Daemon(tmp_path, env=env_for(tmp_path, frames))
     try:
         daemon.wait_notify("READY=1")
-        time.sleep(0.5)
+        wait_in_open(daemon.process.pid)
         daemon.signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
     finally:
