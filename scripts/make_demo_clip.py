@@ -27,7 +27,7 @@ def place(image: np.ndarray, height: int, dx: int, dy: int) -> np.ndarray:
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     h, w = small.shape[:2]
     x, y = (640 - w) // 2 + dx, (480 - h) // 2 + dy
-    canvas[max(y, 0):y + h, max(x, 0):x + w] = small[max(-y, 0):480 - y, max(-x, 0):640 - x]
+    canvas[max(y, 0) : y + h, max(x, 0) : x + w] = small[max(-y, 0) : 480 - y, max(-x, 0) : 640 - x]
     return canvas
 
 

@@ -95,7 +95,11 @@ def build_keras_net(width: int):  # type: ignore[no-untyped-def]
 def copy_weights(torch_net, keras_net) -> None:  # type: ignore[no-untyped-def]
     from torch import nn
 
-    sources = [m for m in torch_net if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear))]
+    sources = [
+        m
+        for m in torch_net
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear))
+    ]
     targets = [layer for layer in keras_net.layers if layer.weights]
     assert len(sources) == len(targets), (len(sources), len(targets))
     for src, dst in zip(sources, targets, strict=True):
@@ -108,7 +112,10 @@ def copy_weights(torch_net, keras_net) -> None:  # type: ignore[no-untyped-def]
             dst.set_weights(weights)
         else:
             dst.set_weights(
-                [t.detach().numpy() for t in (src.weight, src.bias, src.running_mean, src.running_var)]
+                [
+                    t.detach().numpy()
+                    for t in (src.weight, src.bias, src.running_mean, src.running_var)
+                ]
             )
 
 
@@ -125,7 +132,11 @@ def augment(x, generator):  # type: ignore[no-untyped-def]
     shift = (rand(n, 2) - 0.5) * 0.2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+            torch.stack([sin * flip, cos, shift[:, 1]], 1),
+        ],
+        1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
@@ -189,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         schedule.load_state_dict(saved["schedule"])
         generator.set_state(saved["generator"])
         state = saved["state"]
-        print(f"resumed after epoch {state['epoch']} (best val {state['best_val']:.4f})", flush=True)
+        print(
+            f"resumed after epoch {state['epoch']} (best val {state['best_val']:.4f})", flush=True
+        )
 
     def predict(x):  # type: ignore[no-untyped-def]
         net.eval()
@@ -249,12 +262,21 @@ def main(argv: list[str] | None = None) -> int:
             ckpt_path,
         )
 
-    net.load_state_dict(torch.load(best_path if best_path.exists() else ckpt_path, weights_only=False)
-                        if best_path.exists() else torch.load(ckpt_path, weights_only=False)["net"])
+    net.load_state_dict(
+        torch.load(best_path if best_path.exists() else ckpt_path, weights_only=False)
+        if best_path.exists()
+        else torch.load(ckpt_path, weights_only=False)["net"]
+    )
     val_logits = predict(x_val)
     temperature = fit_temperature(val_logits, y_val)
     print(f"float model: val acc {(val_logits.argmax(1) == y_val).mean():.4f}, T={temperature:.2f}")
-    export_int8(net.to(memory_format=torch.contiguous_format), args.width, data["x_train"], args.out, args.seed)
+    export_int8(
+        net.to(memory_format=torch.contiguous_format),
+        args.width,
+        data["x_train"],
+        args.out,
+        args.seed,
+    )
     meta = {
         "labels": [str(s) for s in data["labels"]],
         "temperature": round(temperature, 3),
@@ -268,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             "best_val_float": round(state["best_val"], 4),
             "wall_s": round(state["wall_s"], 1),
             "seed": args.seed,
-            "command": "python scripts/train_emotion.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python scripts/train_emotion.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "data_sha256": str(data["source_sha256"]),
         },
     }
