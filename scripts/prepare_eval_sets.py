@@ -44,7 +44,7 @@ FERPLUS_CLASSES = [
 
 def pixel_hash(data: bytes) -> str:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return hashlib.sha1(image.tobytes()).hexdigest()
+    return hashlib.sha256(image.tobytes()).hexdigest()
 
 
 def fer2013(data_dir: Path, out: Path) -> None:
