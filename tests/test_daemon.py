@@ -37,7 +37,10 @@ def test_demo_run_prints_mood_events(repo_root: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--max-frames", "26"],
         cwd=tmp_path,  # any working directory: config paths resolve against config.yaml
-        env=daemon_env(STATE_DIRECTORY=str(tmp_path / "state")),
+        # a face unseen for 0.2 s is gone: the 3 empty frames between the portraits end it
+        env=daemon_env(
+            STATE_DIRECTORY=str(tmp_path / "state"), MOODBOX_DECIDE_TRACK_TIMEOUT_S="0.2"
+        ),
         capture_output=True,
         text=True,
         timeout=120,
