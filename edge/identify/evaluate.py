@@ -116,18 +116,14 @@ def embed_files(
                     keypoints = centre_keypoints(image.shape[1], image.shape[0])
                 cached[key] = np.stack([embedder.embed(v) for v in _views(image, keypoints)])
             fresh += 1
-            if progress and fresh % 200 == 0:
-                progress(i + 1, len(paths))
+            if fresh % 200 == 0:
+                if progress:
+                    progress(i + 1, len(paths))
+                if cache_file is not None:  # an interrupted run keeps what it has done
+                    _save_cache(cache_file, cached, flags)
         out[i] = cached[key]
     if cache_file is not None and fresh:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        keys = sorted(cached)
-        np.savez(
-            cache_file,
-            keys=np.array(keys),
-            vectors=np.stack([cached[k] for k in keys]),
-            flags=np.array([flags[k] for k in keys]),
-        )
+        _save_cache(cache_file, cached, flags)
     keys = [str(p.resolve()) for p in paths]
     return Embedded(
         list(paths),
@@ -135,6 +131,19 @@ def embed_files(
         fallbacks=sum(flags[k] == 1 for k in keys),
         unreadable=sum(flags[k] == 2 for k in keys),
     )
+
+
+def _save_cache(path: Path, cached: dict[str, np.ndarray], flags: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(cached)
+    partial = path.with_suffix(".partial.npz")
+    np.savez(
+        partial,
+        keys=np.array(keys),
+        vectors=np.stack([cached[k] for k in keys]),
+        flags=np.array([flags[k] for k in keys]),
+    )
+    partial.replace(path)
 
 
 # Verification on pairs.
