@@ -240,3 +240,33 @@ def test_strategies(strategy: str) -> None:
         assert set(folders) == {"angry"}
     else:
         assert folders[-1] == "calm"
+
+
+def test_tracks_shorter_than_a_poll_keep_the_music_going() -> None:
+    rig = Rig()
+    rig.player.default_duration = 0.1  # ends before the next poll, before a successor is queued
+    rig.send(mood("happy"))
+    rig.run(5)
+    assert len(rig.started()) >= 10
+
+
+def test_from_config_scans_on_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from music_audio import write_wav
+
+    from edge.config import load_config
+
+    write_wav(tmp_path / "songs" / "calm" / "a.wav", 0.2)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"general: {{state_dir: {tmp_path / 'state'}}}\nmusic: {{folders: [songs]}}\n"
+    )
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    music = MusicController.from_config(load_config(config_file, environ={}))
+    assert len(music.library) == 0  # nothing scanned before start
+    music.start(lambda _e: None)
+    try:
+        assert [t.id for t in music.library.tracks] == ["songs/calm/a.wav"]
+        assert (tmp_path / "state" / "music_library.json").is_file()
+        assert (tmp_path / "state" / "music.sqlite").is_file()
+    finally:
+        music.stop()

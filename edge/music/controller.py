@@ -44,7 +44,7 @@ class MusicController:
     def __init__(
         self,
         *,
-        library: Library,
+        library: Library | Callable[[], Library],
         player: Player,
         config: MusicConfig | None = None,
         preferences: PreferenceStore | None = None,
@@ -53,15 +53,13 @@ class MusicController:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config or MusicConfig()
-        self.library = library
         self.player = player
         self.preferences = preferences
-        self.recommender = Recommender(
-            library.tracks,
-            rng=rng or random.Random(),
-            recency_window=self.config.recency_window,
-            closeness=self.config.closeness,
-        )
+        self._rng = rng or random.Random()
+        # A loader is called in ``start``, after the daemon's signal handlers are in place:
+        # a first scan of a large library takes a while.
+        self._library_loader = None if isinstance(library, Library) else library
+        self._use_library(library if isinstance(library, Library) else Library(()))
         self._now_playing_file = now_playing_file
         self._clock = clock  # stamps events only; decisions use poll's ``now``
         self._emit: Callable[[Event], None] = lambda _event: None
@@ -97,12 +95,11 @@ class MusicController:
         """Scan the configured folders (cached in the state dir) and open the real player."""
         music = config.music
         state = config.state_dir()
-        library = scan_library(
-            [config.resolve(folder) for folder in music.folders],
-            cache_path=state / LIBRARY_CACHE,
-        )
-        if not library.tracks:
-            logger.warning("no playable music in %s; music stays silent", list(music.folders))
+        folders = [config.resolve(folder) for folder in music.folders]
+
+        def library() -> Library:
+            return scan_library(folders, cache_path=state / LIBRARY_CACHE)
+
         player = PygamePlayer(retry_s=music.audio_retry_s, retry_max_s=music.audio_retry_max_s)
         return cls(
             library=library,
@@ -112,10 +109,24 @@ class MusicController:
             now_playing_file=state / NOW_PLAYING,
         )
 
+    def _use_library(self, library: Library) -> None:
+        self.library = library
+        self.recommender = Recommender(
+            library.tracks,
+            rng=self._rng,
+            recency_window=self.config.recency_window,
+            closeness=self.config.closeness,
+        )
+
     # -- Service -------------------------------------------------------------
 
     def start(self, emit: Callable[[Event], None]) -> None:
         self._emit = emit
+        if self._library_loader is not None:
+            self._use_library(self._library_loader())
+            self._library_loader = None
+            if not self.library.tracks:
+                logger.warning("no playable music found; music stays silent")
 
     def stop(self) -> None:
         self.player.stop(fade_ms=0)
@@ -142,6 +153,14 @@ class MusicController:
         self._now = now
         for player_event in self.player.poll(now):
             self._on_player(player_event, now)
+        if (
+            self._current is None
+            and self._queued is not None
+            and self._pending_reason == "boundary"
+        ):
+            # The track ended before its successor reached the player's queue (a track
+            # shorter than one poll): start the successor now.
+            self._start(now, "start")
         if self._changed:
             self._changed = False
             self._retarget()
@@ -222,6 +241,11 @@ class MusicController:
         }
 
     # -- policy ----------------------------------------------------------------
+
+    @property
+    def current(self) -> Track | None:
+        """The track playing (or paused) now."""
+        return self._current
 
     @property
     def mood(self) -> str | None:
