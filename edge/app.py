@@ -172,6 +172,10 @@ def build_services(
     from edge.supervise import SystemdNotifyService
 
     services: list[Service] = []
+    if config.music.enabled:
+        from edge.music.controller import MusicController
+
+        services.append(MusicController.from_config(config))
     if config.mqtt.host:
         # After the music and identity parts: remote commands are routed to them.
         from edge.control import RemoteControls

@@ -29,6 +29,7 @@ EXIT_FATAL = 1
 COMMAND_MODULES: tuple[str, ...] = (
     "edge.doctor",
     "edge.publish.cli",
+    "edge.music.cli",
     "edge.identify.cli",
     "edge.bench",
 )

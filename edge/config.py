@@ -276,6 +276,58 @@ class IdentifyConfig(Section):
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
 
 
+class MusicConfig(Section):
+    """Music: library folders, recommendation strategy, when to switch, the player."""
+
+    enabled: bool = Field(True, description="Play music that follows the mood.")
+    folders: tuple[Path, ...] = Field(
+        (Path("music"),),
+        description="Folders scanned for mp3, ogg, wav and flac (a first-level folder "
+        "named after a mood, e.g. music/happy/, places its tracks).",
+    )
+    strategy: Literal["match", "lift"] = Field(
+        "match",
+        description="match: meet the listener's mood; lift: start near it, then move "
+        "step by step towards calm and positive (the iso principle).",
+    )
+    lift_tracks: int = Field(
+        4, ge=1, le=20, description="lift: tracks to go from the listener's mood to the goal."
+    )
+    recency_window: int = Field(
+        20, ge=0, le=500, description="No track repeats within this many picks."
+    )
+    closeness: float = Field(
+        0.35,
+        gt=0,
+        le=2,
+        description="Width (valence–arousal units) of the closeness weight around the target.",
+    )
+    crossfade_ms: int = Field(
+        1500, ge=0, le=10000, description="Fade-out plus fade-in length of a switch mid-track."
+    )
+    fade_in_ms: int = Field(800, ge=0, le=10000, description="Fade-in of a track started cold.")
+    volume: int = Field(70, ge=0, le=100, description="Start volume, percent.")
+    switch_distance: float = Field(
+        0.8,
+        ge=0,
+        le=3,
+        description="A mood this far (valence–arousal) from the playing track is a strong "
+        "change that switches mid-track instead of at the track boundary.",
+    )
+    switch_hold_s: float = Field(
+        0.5, ge=0, le=60, description="A strong change must last this long before switching."
+    )
+    min_switch_interval_s: float = Field(
+        30.0, ge=0, le=3600, description="At most one mid-track switch per this many seconds."
+    )
+    audio_retry_s: float = Field(
+        2.0, gt=0, le=600, description="First retry delay when the audio device is missing."
+    )
+    audio_retry_max_s: float = Field(
+        60.0, gt=0, le=3600, description="Longest retry delay (the delay doubles up to this)."
+    )
+
+
 class MoodboxConfig(Section):
     """The whole configuration file."""
 
@@ -287,6 +339,7 @@ class MoodboxConfig(Section):
     run: RunConfig = RunConfig()
     identify: IdentifyConfig = IdentifyConfig()
     mqtt: MqttConfig = MqttConfig()
+    music: MusicConfig = MusicConfig()
 
     def resolve(self, path: Path | str) -> Path:
         """A config path, absolute: relative ones are relative to the config file."""

@@ -91,6 +91,31 @@ class UnknownFace(Event):
     track_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class TrackStarted(Event):
+    """A track began playing (``mood``: the mood it was picked for)."""
+
+    type: ClassVar[str] = "track_started"
+    title: str
+    artist: str
+    mood: str | None
+    user: str | None
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerState(Event):
+    """The player changed: playing, paused, stopped or unavailable, or its volume (percent)."""
+
+    type: ClassVar[str] = "player_state"
+    state: str
+    title: str | None
+    artist: str | None
+    mood: str | None
+    user: str | None
+    volume: int
+
+
 def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
 
