@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,9 +76,12 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    # Wait until the loop is really running (its first event), however slow start-up is.
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("{"), first
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
+    _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "signal SIGTERM: stopping" in err
     assert "stopped after" in err
