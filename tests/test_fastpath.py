@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.app import Pipeline
-from edge.bench import with_settings
+from edge.benchmark import with_settings
 from edge.camera import Frame
 from edge.classify import TFLiteEmotionClassifier
 from edge.config import MoodboxConfig, load_config
