@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from edge.identify.embed import normalise
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, consistent, select_diverse
-from edge.identify.recognize import Gallery, Presence, Recognizer, decide
+from edge.identify.recognize import Gallery, Presence, Recognizer, decide, score_tracks
 
 DIM = 128
 
@@ -143,3 +143,22 @@ def test_enrolment_session_fails_with_the_commonest_reason() -> None:
     samples, error = session.result()
     assert samples == []
     assert error is not None and "no face in view" in error
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), threshold=st.floats(-0.2, 0.9), margin=st.floats(0, 0.2))
+def test_batch_scoring_decides_exactly_like_decide(
+    seed: int, threshold: float, margin: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    gallery = Gallery.from_embeddings(
+        {f"p{i}": near(person(i), 0.5, seed + i, 3) for i in range(4)}
+    )
+    tracks = np.stack(
+        [near(person(int(rng.integers(0, 7))), 0.9, seed + 50 + t, 3) for t in range(12)]
+    )
+    batch = score_tracks(tracks, gallery).names(gallery, threshold, margin)
+    single = [
+        decide(t, gallery, threshold=threshold, min_frames=3, margin=margin).user for t in tracks
+    ]
+    assert batch == single

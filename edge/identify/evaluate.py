@@ -34,7 +34,7 @@ import numpy as np
 from edge.detect import FaceDetector
 from edge.identify.align import align_face, centre_keypoints
 from edge.identify.embed import FaceEmbedder, normalise
-from edge.identify.recognize import Gallery, decide
+from edge.identify.recognize import Gallery, score_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -343,16 +343,17 @@ def simulate_household(
             genuine.extend((name, i) for i in images[shots:])
         gallery = Gallery.from_embeddings(enrol)
         strangers = [i for n, idx in readable.items() if n not in enrol for i in idx]
+        stranger_scores = score_tracks(views[strangers], gallery)
+        genuine_scores = score_tracks(views[[i for _, i in genuine]], gallery)
         for t in thresholds:
             tally = tallies[t]
-            for i in strangers:
-                d = decide(views[i], gallery, threshold=t, min_frames=frames, margin=margin)
-                tally[0] += d.user is not None
+            named = stranger_scores.names(gallery, t, margin)
+            tally[0] += sum(user is not None for user in named)
             tally[1] += len(strangers)
-            for name, i in genuine:
-                d = decide(views[i], gallery, threshold=t, min_frames=frames, margin=margin)
-                tally[4] += d.user is not None and d.user != name
-                tally[2] += d.user == name
+            named = genuine_scores.names(gallery, t, margin)
+            for (name, _), user in zip(genuine, named, strict=True):
+                tally[4] += user is not None and user != name
+                tally[2] += user == name
             tally[3] += len(genuine)
     points = {
         t: OperatingPoint(

@@ -83,6 +83,34 @@ def decide(
     return Decision(gallery.names[best] if matched else None, score, frames, decided=True)
 
 
+@dataclass(frozen=True)
+class BatchScores:
+    """``decide`` for many tracks at once, before the threshold: one row per track."""
+
+    best: np.ndarray  # index into gallery.names
+    score: np.ndarray  # cosine of the track mean to the best person
+    lead: np.ndarray  # score minus the runner-up's
+    majority: np.ndarray  # the best person won most per-frame votes
+
+    def names(self, gallery: Gallery, threshold: float, margin: float) -> list[str | None]:
+        """Each track's user at ``threshold`` (None: unknown), exactly as ``decide`` would."""
+        matched = (self.score >= threshold) & (self.lead >= margin) & self.majority
+        return [gallery.names[b] if m else None for b, m in zip(self.best, matched, strict=True)]
+
+
+def score_tracks(tracks: np.ndarray, gallery: Gallery) -> BatchScores:
+    """Consensus inputs for tracks (n, frames, dim) against a non-empty gallery."""
+    means = normalise(tracks.mean(axis=1))
+    scores = gallery.scores(means)
+    order = np.argsort(-scores, axis=1)
+    rows = np.arange(len(tracks))
+    best = order[:, 0]
+    score = scores[rows, best]
+    runner_up = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(tracks), -1.0)
+    votes = (np.argmax(gallery.scores(tracks), axis=2) == best[:, None]).sum(axis=1)
+    return BatchScores(best, score, score - runner_up, 2 * votes > tracks.shape[1])
+
+
 @dataclass
 class _TrackState:
     vectors: list[np.ndarray] = field(default_factory=list)
