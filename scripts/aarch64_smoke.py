@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tone-file", type=Path, required=True, help="SDL_DISKAUDIOFILE")
+    parser.add_argument("--frames", type=int, default=0, help="demo frames to process (0: all)")
     args = parser.parse_args()
     started = time.monotonic()
     import numpy as np
@@ -39,7 +40,7 @@ def main() -> int:
         details = interpreter.get_input_details()[0]
         interpreter.set_tensor(details["index"], np.zeros(details["shape"], details["dtype"]))
         interpreter.invoke()
-        print(f"model {model.name}: loaded and invoked, input {list(details['shape'])}")
+        print(f"model {model.name}: loaded and invoked, input {list(details['shape'])}", flush=True)
 
     from edge.app import Pipeline
 
@@ -57,6 +58,8 @@ def main() -> int:
                 break
             pipeline.process(frame, wall_time=time.time())
             frames += 1
+            if frames == args.frames:
+                break
     detections = pipeline.detector.detect(
         cv2.imread(str(ROOT / "demo" / "faces" / "frame_000.jpg"))
     )
