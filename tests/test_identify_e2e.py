@@ -265,3 +265,23 @@ def test_users_enrolled_by_another_process_are_picked_up(
     for _ in range(9):
         feed.frame(None)  # a little over RELOAD_CHECK_S
     assert stage.recognizer.gallery.names == ("colin",)
+
+
+def test_camera_enrolment_stores_face_images_only_when_debugging(
+    lfw: dict[str, list[Path]],
+    detector: BlazeFaceDetector,
+    embedder: TFLiteFaceEmbedder,
+    tmp_path: Path,
+) -> None:
+    for debug, expected in ((False, 0), (True, 3)):
+        config = IdentifyConfig(enroll_samples=3, store_images_debug=debug)
+        with UserStore(tmp_path / f"debug-{debug}.sqlite3") as store:
+            stage = IdentityStage(config, embedder=embedder, store=store)
+            feed = Feeder(stage, detector)
+            stage.enroll_from_camera("colin")
+            image = cv2.imread(str(lfw["Colin_Powell"][0]))
+            for _ in range(14):
+                feed.frame(image)
+            assert stage.last_enrolment == ("colin", None)
+            assert store.debug_image_count() == expected
+            assert store.users()[0].created > 1e9  # wall-clock time, not the camera's clock

@@ -140,10 +140,10 @@ class IdentityStage:
         signed_in, signed_out = self.presence.update(now, users)
         for user in signed_in:
             events.append(UserSignedIn(time=stamp, user=user, track_id=users[user]))
-            self.store.touch(user, stamp)
+            self.store.touch(user, self._clock())
         for user in signed_out:
             events.append(UserSignedOut(time=stamp, user=user))
-            self.store.touch(user, stamp)
+            self.store.touch(user, self._clock())
         if session is not None and session.finished(now):
             events.extend(self._finish_enrolment(session, stamp))
         return events
@@ -182,9 +182,11 @@ class IdentityStage:
         self._session = None
         samples, error = session.result()
         if error is None:
-            count = self.store.add_embeddings(session.name, [s.vector for s in samples], stamp)
+            # The store keeps wall-clock times; ``stamp`` may be a camera clock.
+            wall = self._clock()
+            count = self.store.add_embeddings(session.name, [s.vector for s in samples], wall)
             if self.config.store_images_debug:
-                self._store_debug_images(session.name, samples, stamp)
+                self._store_debug_images(session.name, samples, wall)
             self.reload()
             logger.info(
                 "enrolled %s: %d new sample(s), %d in all", session.name, len(samples), count
