@@ -103,7 +103,7 @@ class MoodDecider:
             alpha = 1.0 - math.exp(-dt / self._tau)
             state.smoothed += alpha * (probs - state.smoothed)
             state.last_time = now
-        state.user = obs.user or state.user
+        state.user = obs.user  # the identity stage is authoritative (forget clears it)
         leader = int(np.argmax(state.smoothed))
         leads = state.mood is None or (
             leader != state.mood
