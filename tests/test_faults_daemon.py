@@ -46,7 +46,7 @@ def wait_for_quiet(daemon: Daemon, quiet_s: float, timeout: float = 60) -> int:
 OPENAT = {"x86_64": "257", "aarch64": "56"}
 
 
-def wait_in_open(pid: int, timeout: float = 30) -> None:
+def wait_in_open(pid: int, timeout: float = 120) -> None:
     """Wait until the process's main thread sits in openat() (or 1 s where /proc cannot say)."""
     number = OPENAT.get(platform.machine())
     status = Path(f"/proc/{pid}/syscall")
@@ -81,13 +81,18 @@ def test_camera_stall_error_recovery_signals_and_clean_stop(
     os.mkfifo(stalled)
     fifo = tmp_path / "fifo-link"
     os.link(stalled, fifo)  # a second name, to release the reader later
-    pings_when_stalled = wait_for_quiet(daemon, quiet_s=1.5)  # > 3 watchdog intervals
-
-    # ...and recovers: the real file is back and the blocked read is released.
-    # Opening the FIFO's write end without blocking succeeds only while a reader
-    # waits on it: proof that the silence was the daemon stuck in that read.
+    # Silence (> 3 watchdog intervals), and proof that it is the daemon stuck in
+    # that read: opening the FIFO's write end without blocking succeeds only while
+    # a reader waits on it (ENXIO otherwise: merely slow, so wait again).
+    writer = None
+    while writer is None:
+        pings_when_stalled = wait_for_quiet(daemon, quiet_s=1.5)
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+    # ...and recovers: the real file is back, then the blocked read is released.
     keep.replace(stalled)
-    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO if nobody reads
     os.close(writer)
     daemon.wait_notify("WATCHDOG=1", count=pings_when_stalled + 3)
 
@@ -144,7 +149,7 @@ def test_camera_gone_for_good_exits_non_zero_after_the_budget(tmp_path: Path, fr
     try:
         daemon.wait_notify("READY=1")
         shutil.rmtree(frames)
-        code = daemon.wait(timeout=60)
+        code = daemon.wait(timeout=120)
     finally:
         daemon.close()
     assert code == 3  # EXIT_CAMERA_LOST: systemd's Restart=on-failure takes over
@@ -162,12 +167,13 @@ def test_sigterm_during_a_stalled_read_exits_hard_with_a_thread_dump(
     for path in frames.iterdir():
         path.unlink()
     os.mkfifo(frames / "frame_000.jpg")
-    daemon = Daemon(tmp_path, env=env_for(tmp_path, frames))
+    env = env_for(tmp_path, frames, MOODBOX_CAMERA_OPEN_TIMEOUT_S="1")  # 3 s stop deadline
+    daemon = Daemon(tmp_path, env=env)
     try:
         daemon.wait_notify("READY=1")
         wait_in_open(daemon.process.pid)
         daemon.signal(signal.SIGTERM)
-        code = daemon.wait(timeout=30)
+        code = daemon.wait(timeout=120)
     finally:
         daemon.close()
     assert code == 4  # EXIT_STOP_TIMEOUT
