@@ -87,9 +87,7 @@ class Pipeline:
             from edge.identify.stage import IdentityStage
 
             identity = IdentityStage.from_config(config, stats)
-        return cls(
-            config, detector=detector, classifier=classifier, stats=stats, identity=identity
-        )
+        return cls(config, detector=detector, classifier=classifier, stats=stats, identity=identity)
 
     def process(self, frame: Frame, wall_time: float | None = None) -> list[Event]:
         stats = self.stats

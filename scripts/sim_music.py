@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.classify import EMOTIONS  # noqa: E402
-from edge.config import DecideConfig, MusicConfig  # noqa: E402
+from edge.config import DEFAULT_CONFIG, load_config  # noqa: E402
+
+# The daemon's own settings (config.yaml + MOODBOX_* overrides), set in main().
+CONFIG = load_config(DEFAULT_CONFIG)
 from edge.decide import MoodDecider, Observation  # noqa: E402
 from edge.events import Event, MoodChanged  # noqa: E402
 from edge.music.controller import MusicController  # noqa: E402
@@ -132,11 +135,11 @@ def run_moods(
     music = MusicController(
         library=library,
         player=player,
-        config=MusicConfig(),
+        config=CONFIG.music,
         rng=random.Random(seed),
         clock=lambda: 0.0,
     )
-    decide = DecideConfig()
+    decide = CONFIG.decide
     decider = MoodDecider(
         smoothing_s=decide.smoothing_s, hold_s=decide.hold_s, margin=decide.margin
     )
@@ -207,7 +210,7 @@ def run_preferences(listeners: int, interactions: int, seed: int) -> list[float]
         music = MusicController(
             library=library,
             player=player,
-            config=MusicConfig(),
+            config=CONFIG.music,
             preferences=store,
             rng=random.Random(seed * 1000 + n),
             clock=lambda: 0.0,
@@ -263,7 +266,7 @@ def main() -> int:
     confusion, source = load_confusion(args.confusion)
     print(f"confusion matrix: {source}")
     print(
-        f"decide: {DecideConfig().model_dump()}  music: strategy={MusicConfig().strategy} switch_distance={MusicConfig().switch_distance} switch_hold_s={MusicConfig().switch_hold_s} min_switch_interval_s={MusicConfig().min_switch_interval_s}"
+        f"decide: {CONFIG.decide.model_dump()}  music: strategy={CONFIG.music.strategy} switch_distance={CONFIG.music.switch_distance} switch_hold_s={CONFIG.music.switch_hold_s} min_switch_interval_s={CONFIG.music.min_switch_interval_s}"
     )
     m = run_moods(args.hours, args.fps, args.dwell, args.seed, confusion)
     curve = run_preferences(args.listeners, 40, args.seed)
