@@ -38,6 +38,10 @@ ZYGOTE = Path(__file__).resolve().parent / "durability_zygote.py"
 
 
 def integrity(path: Path) -> str:
+    if not path.exists():
+        # A writer killed before it created the state folder left nothing to check
+        # (and acknowledged nothing); the stores create it on the next open.
+        return "ok"
     with sqlite3.connect(path) as db:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
