@@ -61,6 +61,8 @@ class Pipeline:
             smoothing_s=config.decide.smoothing_s,
             hold_s=config.decide.hold_s,
             margin=config.decide.margin,
+            sustain_s=config.decide.sustain_s,
+            sustain_margin=config.decide.sustain_margin,
             labels=classifier.labels,
         )
         self._detections: list[Detection] = []

@@ -8,6 +8,14 @@ whose weight follows the real time between frames (time constant
 ``smoothing_s``), so a slow and a fast camera smooth alike. A mood is reported
 when it has led the smoothed vector for ``hold_s``; a later mood must lead the
 reported one by ``margin`` for ``hold_s`` before it replaces it (hysteresis).
+
+A second, slower average (time constant ``sustain_s``) confirms a reported mood
+as *sustained* once the mood also leads it by ``sustain_margin``. The two answer
+different questions: the fast one says what the music should be next (the next
+track follows it within seconds), the slow one says whether the music should be
+interrupted for it. The classifier's systematic confusions (sad read as
+neutral, fear as sad) leave the fast average on a wrong mood for seconds at a
+time; they rarely survive a 5 s average, so a cross-fade waits for it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.classify import EMOTIONS
-from edge.events import Event, FaceLost, MoodChanged
+from edge.events import Event, FaceLost, MoodChanged, MoodSustained
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +43,10 @@ class Observation:
 @dataclass(slots=True)
 class _TrackMood:
     smoothed: np.ndarray
+    slow: np.ndarray
     last_time: float
     mood: int | None = None
+    sustained: int | None = None
     candidate: int | None = None
     candidate_since: float = 0.0
     user: str | None = None
@@ -44,7 +54,7 @@ class _TrackMood:
 
 
 class MoodDecider:
-    """Per-track smoothing with hysteresis; emits MoodChanged and FaceLost."""
+    """Per-track smoothing with hysteresis; emits MoodChanged, MoodSustained and FaceLost."""
 
     def __init__(
         self,
@@ -52,9 +62,13 @@ class MoodDecider:
         smoothing_s: float = 1.0,
         hold_s: float = 1.5,
         margin: float = 0.05,
+        sustain_s: float = 5.0,
+        sustain_margin: float = 0.15,
         labels: tuple[str, ...] = EMOTIONS,
     ) -> None:
         self._tau = smoothing_s
+        self._sustain_s = sustain_s
+        self._sustain_margin = sustain_margin
         self._hold_s = hold_s
         self._margin = margin
         self._labels = labels
@@ -81,9 +95,7 @@ class MoodDecider:
         stamp = now if wall_time is None else wall_time
         events: list[Event] = []
         for obs in observations:
-            event = self._observe(now, stamp, obs)
-            if event is not None:
-                events.append(event)
+            events.extend(self._observe(now, stamp, obs))
         for track_id in lost:
             state = self._tracks.pop(track_id, None)
             if state is not None:
@@ -93,17 +105,41 @@ class MoodDecider:
                 )
         return events
 
-    def _observe(self, now: float, stamp: float, obs: Observation) -> MoodChanged | None:
+    def _observe(self, now: float, stamp: float, obs: Observation) -> list[Event]:
         probs = np.asarray(obs.probabilities, dtype=np.float64)
         state = self._tracks.get(obs.track_id)
         if state is None:
-            state = self._tracks[obs.track_id] = _TrackMood(probs.copy(), now)
+            state = self._tracks[obs.track_id] = _TrackMood(probs.copy(), probs.copy(), now)
         else:
             dt = max(0.0, now - state.last_time)
-            alpha = 1.0 - math.exp(-dt / self._tau)
-            state.smoothed += alpha * (probs - state.smoothed)
+            state.smoothed += (1.0 - math.exp(-dt / self._tau)) * (probs - state.smoothed)
+            state.slow += (1.0 - math.exp(-dt / self._sustain_s)) * (probs - state.slow)
             state.last_time = now
         state.user = obs.user  # the identity stage is authoritative (forget clears it)
+        events: list[Event] = []
+        changed = self._changed(now, stamp, obs, state)
+        if changed is not None:
+            events.append(changed)
+        if state.mood is not None and state.sustained != state.mood:
+            ranked = np.sort(state.slow)
+            if (
+                int(np.argmax(state.slow)) == state.mood
+                and ranked[-1] - ranked[-2] >= self._sustain_margin
+            ):
+                state.sustained = state.mood
+                events.append(
+                    MoodSustained(
+                        time=stamp,
+                        track_id=obs.track_id,
+                        mood=self._labels[state.mood],
+                        user=state.user,
+                    )
+                )
+        return events
+
+    def _changed(
+        self, now: float, stamp: float, obs: Observation, state: _TrackMood
+    ) -> MoodChanged | None:
         leader = int(np.argmax(state.smoothed))
         leads = state.mood is None or (
             leader != state.mood

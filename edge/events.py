@@ -46,6 +46,20 @@ class MoodChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MoodSustained(Event):
+    """A face's reported mood also leads its slow average: no passing misreading.
+
+    The music may cross-fade mid-track only for a sustained mood; a mood that is
+    reported but not (yet) sustained changes the music at the next track boundary.
+    """
+
+    type: ClassVar[str] = "mood_sustained"
+    track_id: int
+    mood: str
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FaceLost(Event):
     """A face track ended (not seen for ``decide.track_timeout_s``)."""
 

@@ -41,7 +41,7 @@ from edge.config import DEFAULT_CONFIG, load_config  # noqa: E402
 # The daemon's own settings (config.yaml + MOODBOX_* overrides), set in main().
 CONFIG = load_config(DEFAULT_CONFIG)
 from edge.decide import MoodDecider, Observation  # noqa: E402
-from edge.events import Event, MoodChanged  # noqa: E402
+from edge.events import Event, MoodChanged, MoodSustained  # noqa: E402
 from edge.music.controller import MusicController  # noqa: E402
 from edge.music.library import Library, Track  # noqa: E402
 from edge.music.moods import Point  # noqa: E402
@@ -141,7 +141,11 @@ def run_moods(
     )
     decide = CONFIG.decide
     decider = MoodDecider(
-        smoothing_s=decide.smoothing_s, hold_s=decide.hold_s, margin=decide.margin
+        smoothing_s=decide.smoothing_s,
+        hold_s=decide.hold_s,
+        margin=decide.margin,
+        sustain_s=decide.sustain_s,
+        sustain_margin=decide.sustain_margin,
     )
     events: list[Event] = []
     music.start(events.append)
@@ -165,7 +169,7 @@ def run_moods(
         predicted = nrng.choice(7, p=confusion[EMOTIONS.index(truth)])
         probs = 0.5 * np.eye(7)[predicted] + 0.5 * nrng.dirichlet(np.ones(7))
         for event in decider.update(now, [Observation(1, probs, (0, 0, 1, 1))]):
-            if isinstance(event, MoodChanged):
+            if isinstance(event, MoodChanged | MoodSustained):
                 music.emit(event)
         before = len(music.history)
         music.poll(now)

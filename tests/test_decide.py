@@ -7,7 +7,7 @@ import pytest
 
 from edge.classify import EMOTIONS
 from edge.decide import MoodDecider, Observation
-from edge.events import FaceLost, MoodChanged
+from edge.events import FaceLost, MoodChanged, MoodSustained
 
 
 def vec(**probs: float) -> np.ndarray:
@@ -29,8 +29,21 @@ def run(decider: MoodDecider, script: list[tuple[float, np.ndarray]]) -> list[tu
     out = []
     for now, probs in script:
         for event in decider.update(now, [Observation(1, probs, (0, 0, 10, 10))]):
-            assert isinstance(event, MoodChanged)
-            out.append((now, event.mood))
+            assert isinstance(event, MoodChanged | MoodSustained)
+            if isinstance(event, MoodChanged):
+                out.append((now, event.mood))
+    return out
+
+
+def sustained(
+    decider: MoodDecider, script: list[tuple[float, np.ndarray]]
+) -> list[tuple[float, str]]:
+    """Like run, but (time, mood) of each MoodSustained."""
+    out = []
+    for now, probs in script:
+        for event in decider.update(now, [Observation(1, probs, (0, 0, 10, 10))]):
+            if isinstance(event, MoodSustained):
+                out.append((round(now, 1), event.mood))
     return out
 
 
@@ -86,10 +99,13 @@ def test_smoothing_depends_on_time_not_frame_count() -> None:
 
 def test_event_carries_probabilities_box_user_and_time() -> None:
     decider = MoodDecider(hold_s=0.0)
-    (event,) = decider.update(
+    event, confirmed = decider.update(
         10.0, [Observation(3, HAPPY, (1, 2, 3, 4), "alice")], wall_time=1_800_000_000.0
     )
     assert isinstance(event, MoodChanged)
+    # A clear first reading is at once sustained too (both averages start there).
+    assert isinstance(confirmed, MoodSustained)
+    assert (confirmed.mood, confirmed.user, confirmed.track_id) == ("happy", "alice", 3)
     assert event.user == "alice" and event.box == (1, 2, 3, 4) and event.track_id == 3
     assert set(event.probabilities) == set(EMOTIONS)
     assert sum(event.probabilities.values()) == pytest.approx(1, abs=1e-3)
@@ -111,3 +127,25 @@ def test_tracks_are_independent_and_lost_tracks_end() -> None:
     assert isinstance(lost, FaceLost)
     assert lost.track_id == 2 and lost.last_mood == "sad"
     assert decider.smoothed(2) is None and decider.mood(1) == "happy"
+
+
+def test_a_mood_is_sustained_only_once_the_slow_average_agrees() -> None:
+    decider = MoodDecider(smoothing_s=1.0, hold_s=1.5, margin=0.05, sustain_s=5.0)
+    script = frames(0, 20, HAPPY) + frames(20, 23, SAD) + frames(23, 40, HAPPY)
+    script += frames(40, 60, SAD)
+    # Happy is sustained at once (a new face's averages start at its first frame).
+    # The 3 s of sad are reported (the next track follows them) but never sustained,
+    # so they cannot interrupt a track; 20 s of sad are, about 4 s after the change.
+    events = sustained(decider, script)
+    assert [mood for _, mood in events] == ["happy", "sad"]
+    assert events[0][0] == 1.5
+    assert 42.0 <= events[1][0] <= 46.0
+    assert ("sad") in [mood for _, mood in run(MoodDecider(), script)]
+
+
+def test_sustained_needs_a_clear_lead_on_the_slow_average() -> None:
+    decider = MoodDecider(hold_s=0.0, sustain_margin=0.15)
+    close = vec(sad=0.40, neutral=0.30)
+    # Sad leads the fast average (margin 0.05) but never by 0.15 on the slow one.
+    assert run(decider, frames(0, 30, close)) == [(0.0, "sad")]
+    assert sustained(MoodDecider(hold_s=0.0, sustain_margin=0.15), frames(0, 30, close)) == []

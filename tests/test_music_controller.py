@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from edge.config import MusicConfig
-from edge.events import Event, FaceLost, MoodChanged, PlayerState, StatusChanged, TrackStarted
+from edge.events import (
+    Event,
+    FaceLost,
+    MoodChanged,
+    MoodSustained,
+    PlayerState,
+    StatusChanged,
+    TrackStarted,
+)
 from edge.music.controller import MusicController
 from edge.music.library import Library, Track
 from edge.music.moods import MOOD_POINTS
@@ -49,6 +57,10 @@ def mood(label: str, track_id: int = 1, user: str | None = None, p: float = 0.8)
         box=(0, 0, 1, 1),
         user=user,
     )
+
+
+def sustained(label: str, track_id: int = 1) -> MoodSustained:
+    return MoodSustained(time=0, track_id=track_id, mood=label)
 
 
 class Rig:
@@ -113,12 +125,15 @@ def test_sustained_strong_change_cross_fades_and_flicker_does_not() -> None:
     rig.send(mood("happy"))
     rig.run(1)
     rig.send(mood("sad"))
+    rig.run(5)  # reported but never sustained (a passing misreading): no switch
+    assert len(rig.started()) == 1
+    rig.send(sustained("sad"))
     rig.run(0.6)
     rig.send(mood("happy"))  # back before switch_hold_s: no switch
     rig.run(5)
     assert len(rig.started()) == 1
     rig.send(mood("sad"))
-    rig.run(2.4)  # hold 1 s, then half the cross-fade
+    rig.run(2.4)  # still sustained: hold 1 s, then half the cross-fade
     assert [e.mood for e in rig.started()] == ["happy", "sad"]
     assert rig.music.history[-1][2] == "switch"
     assert rig.player.fades[-1][1] == 1000
@@ -129,8 +144,10 @@ def test_at_most_one_mid_track_switch_per_interval() -> None:
     rig.send(mood("happy"))
     rig.run(1)
     rig.send(mood("sad"))
+    rig.send(sustained("sad"))
     rig.run(3)
     rig.send(mood("happy"))
+    rig.send(sustained("happy"))
     rig.run(10)
     assert [r for _, _, r in rig.music.history].count("switch") == 1
     rig.run(25)

@@ -5,7 +5,8 @@ signing in and out. On the loop thread (``poll(now)``) it turns the blended
 mood of everyone present into a target in valence–arousal, keeps the next
 track queued for that target, and changes the music at the track boundary;
 only a strong change (the playing track is ``switch_distance`` from the new
-target) that lasts ``switch_hold_s`` switches mid-track, with a short
+target) to a mood that a face sustains (``MoodSustained``: decide's slow
+average agrees) and that lasts ``switch_hold_s`` switches mid-track, with a short
 cross-fade, at most once per ``min_switch_interval_s``. All timing uses the
 ``now`` passed to ``poll``; nothing here reads a clock.
 """
@@ -22,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import MoodboxConfig, MusicConfig
-from edge.events import Event, FaceLost, MoodChanged, PlayerState, StatusChanged, TrackStarted
+from edge.events import (
+    Event,
+    FaceLost,
+    MoodChanged,
+    MoodSustained,
+    PlayerState,
+    StatusChanged,
+    TrackStarted,
+)
 from edge.music.library import Library, Track, scan_library
 from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
 from edge.music.moods import target_from_probabilities as point_of
@@ -64,6 +73,8 @@ class MusicController:
         self._clock = clock  # stamps events only; decisions use poll's ``now``
         self._emit: Callable[[Event], None] = lambda _event: None
         self._faces: dict[int, tuple[dict[str, float], str | None]] = {}
+        # The latest sustained mood of each face (decide's slow average agrees).
+        self._sustained: dict[int, str] = {}
         self._signed_in: set[str] = set()
         self._changed = False
         self._mood: str | None = None  # the listeners' mood the music follows
@@ -139,7 +150,10 @@ class MusicController:
         if isinstance(event, MoodChanged):
             self._faces[event.track_id] = (dict(event.probabilities), event.user)
             self._changed = True
+        elif isinstance(event, MoodSustained):
+            self._sustained[event.track_id] = event.mood
         elif isinstance(event, FaceLost):
+            self._sustained.pop(event.track_id, None)
             if self._faces.pop(event.track_id, None) is not None:
                 self._changed = True
         elif event.type == "user_signed_in" and getattr(event, "user", None):
@@ -299,6 +313,9 @@ class MusicController:
         strong = (
             self._current_mood != self._mood
             and self._current.point.distance(self._target) >= self.config.switch_distance
+            # A passing misreading never interrupts a track: only a mood that a face
+            # sustains (decide's slow average) does; others wait for the boundary.
+            and (self._override is not None or self._mood in self._sustained.values())
         )
         if not strong:
             self._strong_since = None
