@@ -125,6 +125,30 @@ def tflite_embed(model: Path, faces: np.ndarray) -> np.ndarray:
     return np.stack(rows)
 
 
+def int8_variant(saved_model: Path, calibration: Path, dst: Path) -> None:
+    """A full-integer int8 model (float input and output), calibrated on aligned faces.
+
+    Not shipped: on x86 XNNPACK does not delegate int8 PRELU, and the model ran
+    about 3x slower than float32 (see README "Face sign-in"); kept to re-measure
+    on other runtimes and CPUs.
+    """
+    import tensorflow as tf
+
+    faces = np.load(calibration).astype(np.float32)
+
+    def representative() -> object:
+        for face in faces:
+            yield [face[None]]
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.float32
+    converter.inference_output_type = tf.float32
+    dst.write_bytes(converter.convert())
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
@@ -137,7 +161,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--work", type=Path, default=Path("/work/cache/sface-convert"))
     parser.add_argument(
-        "--variant", default="float16", choices=["float32", "float16", "dynamic_range_quant"]
+        "--variant",
+        default="float16",
+        choices=["float32", "float16", "dynamic_range_quant", "int8"],
+    )
+    parser.add_argument(
+        "--int8-calibration",
+        type=Path,
+        help="also make a full-int8 variant calibrated on this (N,112,112,3) RGB .npy "
+        "(scripts/make_sface_calibration.py)",
     )
     args = parser.parse_args()
     work = args.work.resolve()
@@ -175,7 +207,11 @@ def main() -> int:
         cwd=work,
         check=True,
     )
-    for variant in ("float32", "float16", "dynamic_range_quant"):
+    if args.int8_calibration is not None:
+        int8_variant(
+            work / "saved_model", args.int8_calibration, work / "saved_model" / "sface_int8.tflite"
+        )
+    for variant in ("float32", "float16", "dynamic_range_quant", "int8"):
         path = work / "saved_model" / f"sface_{variant}.tflite"
         if path.is_file():
             similarity = cosine(tflite_embed(path, faces), reference)

@@ -20,7 +20,7 @@ from edge.cli import main
 from edge.config import IdentifyConfig, load_config
 from edge.detect import BlazeFaceDetector
 from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
-from edge.identify.embed import TFLiteFaceEmbedder
+from edge.identify.embed import TFLiteFaceEmbedder, embed_still
 from edge.identify.enroll import choose, embed_images
 from edge.identify.stage import IdentityStage
 from edge.identify.store import UserStore
@@ -285,3 +285,36 @@ def test_camera_enrolment_stores_face_images_only_when_debugging(
             assert stage.last_enrolment == ("colin", None)
             assert store.debug_image_count() == expected
             assert store.users()[0].created > 1e9  # wall-clock time, not the camera's clock
+
+
+class RecordingEmbedder:
+    """The real SFace embedder, recording each face it is given."""
+
+    def __init__(self, real: TFLiteFaceEmbedder) -> None:
+        self.real, self.dim, self.faces = real, real.dim, []
+
+    def embed(self, face: np.ndarray) -> np.ndarray:
+        self.faces.append(face.copy())
+        return self.real.embed(face)
+
+
+def test_a_track_alternates_faces_with_their_mirror_images(
+    tmp_path: Path,
+    embedder: TFLiteFaceEmbedder,
+    detector: BlazeFaceDetector,
+    lfw: dict[str, list[Path]],
+) -> None:
+    recorder = RecordingEmbedder(embedder)
+    store = UserStore.in_state_dir(tmp_path / "state")
+    stage = IdentityStage(IdentifyConfig(), embedder=recorder, store=store)
+    # The same photo in every frame, so each frame's aligned face is identical.
+    Feeder(stage, detector).show(lfw["Colin_Powell"][0], frames=8)
+    store.close()
+    faces = recorder.faces
+    assert len(faces) >= 3
+    assert np.array_equal(faces[1], faces[0][:, ::-1])
+    assert np.array_equal(faces[2], faces[0])
+    # A still photo is embedded the same way: the face and its mirror image averaged.
+    still = embed_still(embedder, faces[0])
+    both = embedder.embed(faces[0]) + embedder.embed(faces[1])
+    assert np.allclose(still, both / np.linalg.norm(both), atol=1e-5)

@@ -105,7 +105,9 @@ def test_household_simulation_counts_strangers_and_users() -> None:
     assert point.false_sign_in == 0.0
     assert point.correct_sign_in == 1.0
     by_threshold = {p.threshold: p for p in report.sweep}
-    assert by_threshold[-1.0].false_sign_in == 1.0  # everybody is let in at threshold -1
+    # At threshold -1 only the per-frame majority vote can still refuse a stranger
+    # (a track whose frames split between two users).
+    assert by_threshold[-1.0].false_sign_in > 0.98
     assert by_threshold[0.99].correct_sign_in == 0.0
 
 

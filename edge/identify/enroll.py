@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.detect import Detection, FaceDetector
 from edge.identify.align import align_face
-from edge.identify.embed import FaceEmbedder, normalise
+from edge.identify.embed import FaceEmbedder, embed_still, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def embed_images(
         if problem:
             problems.append(f"{path}: {problem}")
             continue
-        samples.append(Sample(embedder.embed(aligned), aligned, quality, 0.0))
+        samples.append(Sample(embed_still(embedder, aligned), aligned, quality, 0.0))
     return samples, problems
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import cv2
+import numpy as np
 
 from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
@@ -151,8 +152,13 @@ class IdentityStage:
     def _embed(self, frame: Frame, track: Track, now: float, *, collect: bool) -> None:
         with self.stats.timed("align"):
             aligned = align_face(frame.image, track.detection.keypoints)
+        # Every other embedding of a track is of the mirror image: the track's mean
+        # then averages each view with its mirror (a flip test) at no extra cost.
+        count = int(track.data.get("embeddings", 0))
+        track.data["embeddings"] = count + 1
+        view = np.ascontiguousarray(aligned[:, ::-1]) if count % 2 else aligned
         with self.stats.timed("embed"):
-            vector = self.embedder.embed(aligned)
+            vector = self.embedder.embed(view)
         self.recognizer.observe(track.track_id, vector, now)
         if collect and self._session is not None:
             quality = measure_quality(track.detection, aligned)
