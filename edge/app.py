@@ -282,6 +282,8 @@ class App:
                     continue
                 self._camera_recovered()
                 frames += 1
+                if frame.dropped:
+                    self.stats.count("dropped_frames", frame.dropped)
                 for event in self.pipeline.process(frame, wall_time=time.time()):
                     self.emit(event)
                 for service in services:

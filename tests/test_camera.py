@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -90,6 +91,18 @@ def test_replay_paces_to_fps(tmp_path: Path, repo_root: Path) -> None:
         stamps = [source.read().timestamp for _ in range(4)]
     gaps = np.diff(stamps)
     assert np.all(gaps >= 0.049)
+
+
+def test_frame_slots_missed_by_a_slow_loop_are_counted(tmp_path: Path, repo_root: Path) -> None:
+    shutil.copy(repo_root / "demo" / "faces" / "frame_000.jpg", tmp_path / "a.jpg")
+    with ReplaySource(tmp_path, fps=20, loop=True) as source:
+        first, on_time = source.read(), source.read()
+        time.sleep(0.23)  # the loop is busy for 4.6 frame periods
+        late, after = source.read(), source.read()
+    assert (first.dropped, on_time.dropped) == (0, 0)
+    # Slots at +0.10, +0.15 and +0.20 s passed; the late frame takes the last one.
+    assert late.dropped in (3, 4)  # 4 if the read itself ran past another period
+    assert after.dropped == 0
 
 
 def test_corrupt_video_is_a_camera_error(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,26 @@ def test_a_failing_sink_does_not_stop_the_loop(repo_root: Path, broken: str) -> 
     app = App(config, sinks=[Broken(), sink])
     assert app.run(RunLimits(max_frames=4)) == 0
     assert any(isinstance(e, MoodChanged) for e in sink.events), broken
+
+
+def test_a_loop_slower_than_the_camera_counts_dropped_frames(repo_root: Path) -> None:
+    class Slow:
+        """A service whose poll takes three frame periods at 20 fps."""
+
+        def start(self, emit: object) -> None:
+            pass
+
+        def poll(self, now: float) -> None:
+            time.sleep(0.15)
+
+        def stop(self) -> None:
+            pass
+
+    config = load_config(
+        repo_root / "config.yaml",
+        environ={"MOODBOX_CAMERA_FPS": "20", "MOODBOX_RUN_EVENTS_STDOUT": "false"},
+    )
+    app = App(config, services=[Slow()], sinks=[])
+    assert app.run(RunLimits(max_frames=4)) == 0
+    # Three frames came late, each after about two missed slots.
+    assert 4 <= app.stats.counters["dropped_frames"] <= 9

@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 class Frame:
     """One camera frame. ``image`` is BGR uint8 (H, W, 3); ``lores`` an optional
     smaller BGR (or grey) copy for detection (picamera's lores stream) at
-    ``lores_scale`` of it."""
+    ``lores_scale`` of it. ``dropped``: frame slots at the configured fps that
+    passed without a frame just before this one (the loop fell behind)."""
 
     image: np.ndarray
     timestamp: float
     index: int
     lores: np.ndarray | None = None
     lores_scale: float = 1.0
+    dropped: int = 0
 
 
 class FrameSource(Protocol):

@@ -71,6 +71,8 @@ class OpenCVSource(SourceBase):
                 )
             time.sleep(0.05)
         timestamp = self._pacer.wait()
-        frame = Frame(image=image, timestamp=timestamp, index=self._index)
+        frame = Frame(
+            image=image, timestamp=timestamp, index=self._index, dropped=self._pacer.missed
+        )
         self._index += 1
         return frame

@@ -87,6 +87,7 @@ class PicameraSource(SourceBase):
             index=self._index,
             lores=lores,
             lores_scale=self._lores_size[0] / self._size[0],
+            dropped=self._pacer.missed,
         )
         self._index += 1
         return frame

@@ -63,7 +63,9 @@ class ReplaySource(SourceBase):
     def read(self) -> Frame:
         image = self._next_image()
         timestamp = self._pacer.wait()
-        frame = Frame(image=image, timestamp=timestamp, index=self._index)
+        frame = Frame(
+            image=image, timestamp=timestamp, index=self._index, dropped=self._pacer.missed
+        )
         self._index += 1
         return frame
 

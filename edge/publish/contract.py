@@ -127,8 +127,8 @@ TOPICS: tuple[Topic, ...] = (
         0,
         "JSON every `mqtt.stats_interval_s`: fps, stage_ms (moving average per stage), "
         "inference_ms, cpu_temp_c (null where unreadable), uptime_s, version, frames, "
-        "dropped_frames, camera_errors, reconnects, queued_events, dropped_events, "
-        "invalid_commands",
+        "dropped_frames (frame slots at `camera.fps` that the loop was too busy to take), "
+        "camera_errors, reconnects, queued_events, dropped_events, invalid_commands",
         '{"fps":4.9,"stage_ms":{"detect":6.1,"classify":1.2,"decide":0.1},'
         '"inference_ms":7.4,"cpu_temp_c":51.2,"uptime_s":3600,"version":"0.1.0",'
         '"frames":17640,"dropped_frames":0,"camera_errors":0,"reconnects":1,'
