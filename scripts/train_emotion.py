@@ -183,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--limit", type=int, default=0, help="train on the first N faces only")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from these weights (a last.pt or best.pt of an earlier run): fine-tuning",
+    )
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument(
         "--checkpoint",
@@ -228,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         optimizer, max_lr=args.lr, total_steps=total_steps, pct_start=0.1, div_factor=10
     )
     state: dict = {"epoch": 0, "best_val": 0.0, "wall_s": 0.0}
+    if args.init is not None and not ckpt_path.exists():
+        initial = torch.load(args.init, weights_only=False, map_location=device)
+        net.load_state_dict(initial.get("net", initial))
+        print(f"initialised from {args.init}", flush=True)
     if ckpt_path.exists():
         saved = torch.load(ckpt_path, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
