@@ -11,7 +11,8 @@ import pytest
 from mqtt_broker import MosquittoBroker, find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("MOODBOX_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# Not a MOODBOX_* name: those are config overrides, and an unknown one is an error.
+DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 # Headless SDL for every test that touches pygame.
@@ -27,7 +28,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not DATA.is_dir():
-        pytest.skip(f"shared data not found at {DATA} (set MOODBOX_SHARED_DATA)")
+        pytest.skip(f"shared data not found at {DATA} (set SHARED_DATA_DIR)")
     return DATA
 
 
@@ -57,7 +58,7 @@ def fer_private_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFacto
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MOODBOX_* variables from the developer's shell leak into a test."""
     for name in list(os.environ):
-        if name.startswith("MOODBOX_") and name != "MOODBOX_SHARED_DATA":
+        if name.startswith("MOODBOX_"):
             monkeypatch.delenv(name)
     yield
 
