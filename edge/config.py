@@ -153,14 +153,14 @@ class DecideConfig(Section):
         "by this much (smoothed probability) to count as leading.",
     )
     sustain_s: float = Field(
-        5.0,
+        15.0,
         gt=0,
         le=120,
         description="Time constant of a slower moving average that confirms a mood as "
         "sustained; only a sustained mood may cross-fade the music mid-track.",
     )
     sustain_margin: float = Field(
-        0.15,
+        0.2,
         ge=0,
         le=1,
         description="A mood is sustained when it leads the slow average by this much.",

@@ -15,7 +15,8 @@ different questions: the fast one says what the music should be next (the next
 track follows it within seconds), the slow one says whether the music should be
 interrupted for it. The classifier's systematic confusions (sad read as
 neutral, fear as sad) leave the fast average on a wrong mood for seconds at a
-time; they rarely survive a 5 s average, so a cross-fade waits for it.
+time, and a face holding an expression repeats the same misreading for many
+frames; a 15 s average rarely follows them, so a cross-fade waits for it.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class MoodDecider:
         smoothing_s: float = 1.0,
         hold_s: float = 1.5,
         margin: float = 0.05,
-        sustain_s: float = 5.0,
-        sustain_margin: float = 0.15,
+        sustain_s: float = 15.0,
+        sustain_margin: float = 0.2,
         labels: tuple[str, ...] = EMOTIONS,
     ) -> None:
         self._tau = smoothing_s

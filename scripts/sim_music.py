@@ -126,7 +126,13 @@ def mood_path(hours: float, dwell: float, rng: random.Random) -> list[tuple[floa
 
 
 def run_moods(
-    hours: float, fps: float, dwell: float, seed: int, confusion: np.ndarray
+    hours: float,
+    fps: float,
+    dwell: float,
+    seed: int,
+    confusion: np.ndarray,
+    *,
+    stickiness: float = 0.0,
 ) -> dict[str, float]:
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -158,6 +164,8 @@ def run_moods(
     unwanted = 0
     step = 1.0 / fps
     frames = int(hours * 3600 * fps)
+    last_truth = ""
+    probs = np.full(7, 1 / 7)
     for k in range(frames):
         now = k * step
         while segment + 1 < len(path) and path[segment + 1][0] <= now:
@@ -166,8 +174,12 @@ def run_moods(
             end = path[segment + 1][0] if segment + 1 < len(path) else hours * 3600
             pending_change = (start, mood) if end - start >= 10 else None
         truth = path[segment][1]
-        predicted = nrng.choice(7, p=confusion[EMOTIONS.index(truth)])
-        probs = 0.5 * np.eye(7)[predicted] + 0.5 * nrng.dirichlet(np.ones(7))
+        # Correlated frames: with probability `stickiness` a frame repeats the previous
+        # frame's reading of the same true mood (a face holding an expression).
+        if not (stickiness > 0 and k and truth == last_truth and nrng.random() < stickiness):
+            predicted = nrng.choice(7, p=confusion[EMOTIONS.index(truth)])
+            probs = 0.5 * np.eye(7)[predicted] + 0.5 * nrng.dirichlet(np.ones(7))
+        last_truth = truth
         for event in decider.update(now, [Observation(1, probs, (0, 0, 1, 1))]):
             if isinstance(event, MoodChanged | MoodSustained):
                 music.emit(event)
@@ -266,13 +278,23 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--listeners", type=int, default=100)
     parser.add_argument("--confusion", type=Path, default=None)
+    parser.add_argument(
+        "--stickiness",
+        type=float,
+        default=0.0,
+        help="probability that a frame repeats the previous frame's reading (correlated errors)",
+    )
     args = parser.parse_args()
     confusion, source = load_confusion(args.confusion)
     print(f"confusion matrix: {source}")
     print(
         f"decide: {CONFIG.decide.model_dump()}  music: strategy={CONFIG.music.strategy} switch_distance={CONFIG.music.switch_distance} switch_hold_s={CONFIG.music.switch_hold_s} min_switch_interval_s={CONFIG.music.min_switch_interval_s}"
     )
-    m = run_moods(args.hours, args.fps, args.dwell, args.seed, confusion)
+    m = run_moods(
+        args.hours, args.fps, args.dwell, args.seed, confusion, stickiness=args.stickiness
+    )
+    if args.stickiness:
+        print(f"frames repeat the previous reading with probability {args.stickiness:g}")
     curve = run_preferences(args.listeners, 40, args.seed)
     first = float(np.mean(curve[:3]))
     halved = next(
