@@ -33,7 +33,7 @@ import numpy as np
 
 from edge.detect import FaceDetector
 from edge.identify.align import align_face, centre_keypoints
-from edge.identify.embed import FaceEmbedder, normalise
+from edge.identify.embed import FaceEmbedder, mirrored, normalise
 from edge.identify.recognize import Gallery, score_tracks
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _views(image: np.ndarray, keypoints: np.ndarray) -> list[np.ndarray]:
     aligned = align_face(image, keypoints)
     centre = keypoints[:4].mean(0)
     jitter = (keypoints - centre) * 1.06 + centre + np.array([2.0, -1.5], dtype=np.float32)
-    return [aligned, aligned[:, ::-1].copy(), align_face(image, jitter.astype(np.float32))]
+    return [aligned, mirrored(aligned), align_face(image, jitter.astype(np.float32))]
 
 
 def locate(detector: FaceDetector, image: np.ndarray) -> np.ndarray | None:

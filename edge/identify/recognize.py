@@ -72,20 +72,14 @@ def decide(
         return Decision(None, 0.0, frames, decided=False)
     if len(gallery) == 0:
         return Decision(None, 0.0, frames, decided=True)
-    mean = normalise(np.mean(vectors, axis=0))
-    scores = gallery.scores(mean)
-    order = np.argsort(-scores)
-    best = int(order[0])
-    score = float(scores[best])
-    runner_up = float(scores[order[1]]) if len(order) > 1 else -1.0
-    votes = int((np.argmax(gallery.scores(vectors), axis=1) == best).sum())
-    matched = score >= threshold and score - runner_up >= margin and 2 * votes > frames
-    return Decision(gallery.names[best] if matched else None, score, frames, decided=True)
+    batch = score_tracks(np.asarray(vectors)[None], gallery)
+    user = batch.names(gallery, threshold, margin)[0]
+    return Decision(user, float(batch.score[0]), frames, decided=True)
 
 
 @dataclass(frozen=True)
 class BatchScores:
-    """``decide`` for many tracks at once, before the threshold: one row per track."""
+    """The consensus of many tracks at once, before the threshold: one row per track."""
 
     best: np.ndarray  # index into gallery.names
     score: np.ndarray  # cosine of the track mean to the best person
@@ -93,7 +87,7 @@ class BatchScores:
     majority: np.ndarray  # the best person won most per-frame votes
 
     def names(self, gallery: Gallery, threshold: float, margin: float) -> list[str | None]:
-        """Each track's user at ``threshold`` (None: unknown), exactly as ``decide`` would."""
+        """Each track's user at ``threshold`` (None: unknown)."""
         matched = (self.score >= threshold) & (self.lead >= margin) & self.majority
         return [gallery.names[b] if m else None for b, m in zip(self.best, matched, strict=True)]
 

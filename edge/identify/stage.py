@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import cv2
-import numpy as np
 
 from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
 from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
 from edge.identify.align import align_face
-from edge.identify.embed import FaceEmbedder, TFLiteFaceEmbedder
+from edge.identify.embed import FaceEmbedder, TFLiteFaceEmbedder, mirrored
 from edge.identify.enroll import EnrolmentSession, Sample, measure_quality
 from edge.identify.recognize import Gallery, Presence, Recognizer
 from edge.identify.store import UserStore, check_name
@@ -156,7 +155,7 @@ class IdentityStage:
         # then averages each view with its mirror (a flip test) at no extra cost.
         count = int(track.data.get("embeddings", 0))
         track.data["embeddings"] = count + 1
-        view = np.ascontiguousarray(aligned[:, ::-1]) if count % 2 else aligned
+        view = mirrored(aligned) if count % 2 else aligned
         with self.stats.timed("embed"):
             vector = self.embedder.embed(view)
         self.recognizer.observe(track.track_id, vector, now)
