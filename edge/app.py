@@ -57,14 +57,7 @@ class Pipeline:
         self.tracker = Tracker(
             iou_threshold=config.decide.track_iou, timeout_s=config.decide.track_timeout_s
         )
-        self.decider = MoodDecider(
-            smoothing_s=config.decide.smoothing_s,
-            hold_s=config.decide.hold_s,
-            margin=config.decide.margin,
-            sustain_s=config.decide.sustain_s,
-            sustain_margin=config.decide.sustain_margin,
-            labels=classifier.labels,
-        )
+        self.decider = MoodDecider.from_config(config.decide, classifier.labels)
         self._detections: list[Detection] = []
 
     @classmethod

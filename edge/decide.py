@@ -24,11 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.classify import EMOTIONS
 from edge.events import Event, FaceLost, MoodChanged, MoodSustained
+
+if TYPE_CHECKING:
+    from edge.config import DecideConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,17 @@ class MoodDecider:
         self._margin = margin
         self._labels = labels
         self._tracks: dict[int, _TrackMood] = {}
+
+    @classmethod
+    def from_config(cls, config: DecideConfig, labels: tuple[str, ...] = EMOTIONS) -> MoodDecider:
+        return cls(
+            smoothing_s=config.smoothing_s,
+            hold_s=config.hold_s,
+            margin=config.margin,
+            sustain_s=config.sustain_s,
+            sustain_margin=config.sustain_margin,
+            labels=labels,
+        )
 
     def smoothed(self, track_id: int) -> np.ndarray | None:
         """The current smoothed probabilities of a track (a copy), if known."""

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from edge.classify import EMOTIONS  # noqa: E402
 from edge.config import DEFAULT_CONFIG, load_config  # noqa: E402
 
-# The daemon's own settings (config.yaml + MOODBOX_* overrides), set in main().
+# The daemon's own settings: config.yaml with the MOODBOX_* overrides of the environment.
 CONFIG = load_config(DEFAULT_CONFIG)
 from edge.decide import MoodDecider, Observation  # noqa: E402
 from edge.events import Event, MoodChanged, MoodSustained  # noqa: E402
@@ -145,14 +145,7 @@ def run_moods(
         rng=random.Random(seed),
         clock=lambda: 0.0,
     )
-    decide = CONFIG.decide
-    decider = MoodDecider(
-        smoothing_s=decide.smoothing_s,
-        hold_s=decide.hold_s,
-        margin=decide.margin,
-        sustain_s=decide.sustain_s,
-        sustain_margin=decide.sustain_margin,
-    )
+    decider = MoodDecider.from_config(CONFIG.decide)
     events: list[Event] = []
     music.start(events.append)
     path = mood_path(hours, dwell, rng)
