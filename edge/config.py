@@ -287,6 +287,11 @@ class IdentifyConfig(Section):
         7.0, gt=0, le=365, description="Debug face images older than this are deleted."
     )
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads.")
+    background: bool = Field(
+        True,
+        description="Embed faces on a worker thread, so a new face never stalls the frame "
+        "loop (its name arrives a frame or two later); off: embed inline on the loop.",
+    )
 
 
 class MusicConfig(Section):

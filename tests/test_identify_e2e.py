@@ -63,11 +63,16 @@ def embedder(repo_root: Path) -> TFLiteFaceEmbedder:
     return TFLiteFaceEmbedder(repo_root / "models" / "face_embedding.tflite")
 
 
-@pytest.fixture
-def stage(tmp_path: Path, embedder: TFLiteFaceEmbedder) -> Iterator[IdentityStage]:
-    config = IdentifyConfig(sign_out_after_s=5.0, enroll_samples=3)
+@pytest.fixture(params=[True, False], ids=["worker", "inline"])
+def stage(
+    request: pytest.FixtureRequest, tmp_path: Path, embedder: TFLiteFaceEmbedder
+) -> Iterator[IdentityStage]:
+    """The stage embedding on its worker thread (the default) and inline."""
+    config = IdentifyConfig(sign_out_after_s=5.0, enroll_samples=3, background=request.param)
     store = UserStore.in_state_dir(tmp_path / "state")
-    yield IdentityStage(config, embedder=embedder, store=store)
+    stage = IdentityStage(config, embedder=embedder, store=store)
+    yield stage
+    stage.close()
     store.close()
 
 
@@ -91,6 +96,9 @@ class Feeder:
         frame = Frame(image, self.now, self.index)
         seen, expired = self.tracker.update(self.detector.detect(image), self.now)
         events = self.stage.process(frame, seen, expired, self.now)
+        # A camera frame takes longer than an embedding: the worker's results are
+        # in by the next frame. Waiting here makes that so on a loaded test machine.
+        assert self.stage.wait_idle()
         self.last_seen = seen
         self.now += 0.25
         self.index += 1
@@ -229,16 +237,16 @@ def test_pipeline_signs_in_and_mood_events_carry_the_user(
     pipeline = Pipeline.from_config(config)
     assert pipeline.identity is not None
     image = cv2.imread(str(lfw["Colin_Powell"][5]))
-    events = [
-        e
-        for i in range(8)
-        for e in pipeline.process(Frame(image, i * 0.25, i), wall_time=100.0 + i)
-    ]
+    events: list[Event] = []
+    for i in range(8):
+        events += pipeline.process(Frame(image, i * 0.25, i), wall_time=100.0 + i)
+        assert pipeline.identity.wait_idle()
     signed_in = [e for e in events if isinstance(e, UserSignedIn)]
     assert [(e.user, e.track_id) for e in signed_in] == [("colin", 1)]
     moods = [e for e in events if isinstance(e, MoodChanged)]
     assert moods and all(e.user == "colin" for e in moods)
     assert {"align", "embed"} <= set(pipeline.stats.stage_ms)
+    pipeline.identity.close()
     pipeline.identity.store.close()
 
 
@@ -248,9 +256,13 @@ def test_demo_config_without_users_reports_unknown(repo_root: Path) -> None:
 
     pipeline = Pipeline.from_config(load_config(repo_root / "config.yaml"))
     image = cv2.imread(str(repo_root / "tests" / "data" / "grace_hopper.jpg"))
-    events = [e for i in range(4) for e in pipeline.process(Frame(image, i * 0.25, i))]
-    assert [type(e) for e in events if isinstance(e, UnknownFace | UserSignedIn)] == [UnknownFace]
     assert pipeline.identity is not None
+    events: list[Event] = []
+    for i in range(5):
+        events += pipeline.process(Frame(image, i * 0.25, i))
+        assert pipeline.identity.wait_idle()
+    assert [type(e) for e in events if isinstance(e, UnknownFace | UserSignedIn)] == [UnknownFace]
+    pipeline.identity.close()
     pipeline.identity.store.close()
 
 
@@ -282,6 +294,7 @@ def test_camera_enrolment_stores_face_images_only_when_debugging(
             image = cv2.imread(str(lfw["Colin_Powell"][0]))
             for _ in range(14):
                 feed.frame(image)
+            stage.close()
             assert stage.last_enrolment == ("colin", None)
             assert store.debug_image_count() == expected
             assert store.users()[0].created > 1e9  # wall-clock time, not the camera's clock
@@ -309,6 +322,7 @@ def test_a_track_alternates_faces_with_their_mirror_images(
     stage = IdentityStage(IdentifyConfig(), embedder=recorder, store=store)
     # The same photo in every frame, so each frame's aligned face is identical.
     Feeder(stage, detector).show(lfw["Colin_Powell"][0], frames=8)
+    stage.close()
     store.close()
     faces = recorder.faces
     assert len(faces) >= 3

@@ -2,7 +2,10 @@
 
 Runs on the frame loop after the tracker. A track is embedded on its first
 few frames and then only every ``identify.refresh_s``, so a face that stays in
-view costs one embedding per refresh, not one per frame. Camera enrolment and
+view costs one embedding per refresh, not one per frame. With
+``identify.background`` (the default) the embedding itself runs on a worker
+thread (``worker.py``) and its result is taken on a later frame, so a new face
+never stalls the loop; off, it runs inline. Camera enrolment and
 ``forget`` may be requested from another thread (MQTT commands): requests are
 queued and carried out on the loop thread.
 """
@@ -13,23 +16,35 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
 from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
 from edge.identify.align import align_face
 from edge.identify.embed import FaceEmbedder, TFLiteFaceEmbedder, mirrored
-from edge.identify.enroll import EnrolmentSession, Sample, measure_quality
+from edge.identify.enroll import EnrolmentSession, Quality, Sample, measure_quality
 from edge.identify.recognize import Gallery, Presence, Recognizer
 from edge.identify.store import UserStore, check_name
+from edge.identify.worker import EmbeddingWorker, EmbedJob
 from edge.stats import Stats
 from edge.track import Track
 
 logger = logging.getLogger(__name__)
 
 RELOAD_CHECK_S = 2.0  # how often to look for users enrolled or forgotten by another process
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An enrolment sample waiting for its embedding."""
+
+    session: EnrolmentSession
+    aligned: np.ndarray
+    quality: Quality
 
 
 class IdentityStage:
@@ -61,6 +76,8 @@ class IdentityStage:
         self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._session: EnrolmentSession | None = None
         self._reported_unknown: set[int] = set()
+        self._active: set[int] = set()  # tracks seen and not yet expired
+        self._worker = EmbeddingWorker(embedder) if config.background else None
         self.last_enrolment: tuple[str, str | None] | None = None  # (name, error)
         # Debug face images past retention go at start-up too, even with debugging off now.
         pruned = store.prune_debug_images(clock() - config.debug_retention_days * 86400)
@@ -113,20 +130,20 @@ class IdentityStage:
     ) -> list[Event]:
         """Embed and name the seen tracks; presence events for this frame."""
         stamp = now if wall_time is None else wall_time
-        if abs(now - self._checked_at) >= RELOAD_CHECK_S:
-            self._checked_at = now
-            version = self.store.data_version()
-            if version != self._data_version:  # `moodbox enroll`/`forget` ran beside us
-                self._data_version = version
-                self.reload()
+        self._check_store(now)
         events = self._handle_requests(now, stamp)
         for track in expired:
             self.recognizer.drop(track.track_id)
             self._reported_unknown.discard(track.track_id)
+            self._active.discard(track.track_id)
+        self._take_results()
         session = self._session
         collecting = session is not None and session.wants(len(seen))
         for track in seen:
-            if collecting or self.recognizer.wants_embedding(track.track_id, now):
+            self._active.add(track.track_id)
+            if self._worker is not None and self._worker.pending(track.track_id):
+                pass  # its last face is still being embedded
+            elif collecting or self.recognizer.wants_embedding(track.track_id, now):
                 self._embed(frame, track, now, collect=collecting)
             decision = self.recognizer.decision(track.track_id)
             track.data["user"] = decision.user
@@ -154,14 +171,55 @@ class IdentityStage:
         # Every other embedding of a track is of the mirror image: the track's mean
         # then averages each view with its mirror (a flip test) at no extra cost.
         count = int(track.data.get("embeddings", 0))
-        track.data["embeddings"] = count + 1
         view = mirrored(aligned) if count % 2 else aligned
+        sample: _Pending | None = None
+        if collect and self._session is not None:
+            sample = _Pending(self._session, aligned, measure_quality(track.detection, aligned))
+        if self._worker is not None:
+            if self._worker.submit(EmbedJob(track.track_id, view, now, sample)):
+                track.data["embeddings"] = count + 1
+            return  # a full queue: this track tries again on the next frame
+        track.data["embeddings"] = count + 1
         with self.stats.timed("embed"):
             vector = self.embedder.embed(view)
-        self.recognizer.observe(track.track_id, vector, now)
-        if collect and self._session is not None:
-            quality = measure_quality(track.detection, aligned)
-            self._session.offer(Sample(vector, aligned, quality, now))
+        self._observe(track.track_id, vector, now, sample)
+
+    def _check_store(self, now: float) -> None:
+        if abs(now - self._checked_at) >= RELOAD_CHECK_S:
+            self._checked_at = now
+            version = self.store.data_version()
+            if version != self._data_version:  # `moodbox enroll`/`forget` ran beside us
+                self._data_version = version
+                self.reload()
+
+    def _take_results(self) -> None:
+        if self._worker is None:
+            return
+        for result in self._worker.results():
+            self.stats.record("embed", result.ms)
+            job = result.job
+            if result.vector is None or job.track_id not in self._active:
+                continue  # the embedding failed (logged), or the track has ended
+            tag = job.tag if isinstance(job.tag, _Pending) else None
+            self._observe(job.track_id, result.vector, job.submitted, tag)
+
+    def _observe(
+        self, track_id: int, vector: np.ndarray, now: float, sample: _Pending | None
+    ) -> None:
+        self.recognizer.observe(track_id, vector, now)
+        # A sample for an enrolment that has since finished or been replaced is dropped.
+        if sample is not None and sample.session is self._session:
+            sample.session.offer(Sample(vector, sample.aligned, sample.quality, now))
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued embedding has finished (its result is taken on the
+        next ``process``). True at once when embedding inline."""
+        return self._worker is None or self._worker.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Stop the embedding worker (the store is closed by its owner)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def _handle_requests(self, now: float, stamp: float) -> list[Event]:
         events: list[Event] = []
