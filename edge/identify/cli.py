@@ -101,6 +101,7 @@ def _enroll_from_camera(config: MoodboxConfig, name: str) -> int:
         print(f"error: camera: {err}", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        stage.close()
         stage.store.close()
     outcome = stage.last_enrolment
     if outcome is None or outcome[1] is not None:
