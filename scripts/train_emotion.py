@@ -18,6 +18,11 @@ classes (prepare_emotion_data.py matches the votes to the faces); faces without
 FER+ votes keep their FER-2013 target. Each epoch's log then also has the FER+
 majority accuracy on the validation split.
 
+Distillation: ``--teacher CKPT --kd-weight K`` mixes a trained network's
+probabilities (face and mirror image averaged, computed once) into the target
+with weight K, for a narrower student (``--width``) that fits the per-face
+latency budget.
+
 GPU path: ``--device cuda`` (``auto``, the default, picks CUDA when torch sees
 one); the augmentation runs on the same device, the export on the CPU. The
 CPU path is the reference and the one the shipped model's provenance names.
@@ -188,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="start from these weights (a last.pt or best.pt of an earlier run): fine-tuning",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="distil: a last.pt/best.pt whose mirror-averaged predictions on the training "
+        "faces join the target with weight --kd-weight",
+    )
+    parser.add_argument("--teacher-width", type=int, default=24)
+    parser.add_argument("--kd-weight", type=float, default=0.5)
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument(
         "--checkpoint",
@@ -217,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     x_val = torch.from_numpy(data["x_public"]).float().div_(255).unsqueeze(1)
     y_val = data["y_public"].astype(np.int64)
     targets = soft_targets(data, "train", args.ferplus_mix, args.label_smoothing)[:limit]
+    if args.teacher is not None:
+        targets = distil_targets(args, x_train, targets, device)
     targets_t = torch.from_numpy(targets)
     plus_val = ferplus_majority(data, "public")
 
@@ -343,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             "framework": f"pytorch ({device.type}), weights copied to keras, "
             "TFLiteConverter full int8",
             "ferplus_mix": args.ferplus_mix,
+            "teacher": None
+            if args.teacher is None
+            else {"checkpoint": str(args.teacher), "kd_weight": args.kd_weight},
             "width": args.width,
             "epochs": state["epoch"],
             "best_epoch": state.get("best_epoch", state["epoch"]),
@@ -380,6 +398,33 @@ def soft_targets(data, split: str, mix: float, smoothing: float) -> np.ndarray: 
     distribution = votes / np.maximum(total, 1e-9)
     targets[known] = (1 - mix) * targets[known] + mix * distribution[known]
     return targets
+
+
+def distil_targets(args, x_train, targets: np.ndarray, device) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """(1 - kd) x the targets + kd x the teacher's probabilities (face and mirror averaged).
+
+    Computed once on the un-augmented faces: the augmentations are small enough
+    (shifts, ±12° rotations, brightness) that the teacher's reading still holds.
+    """
+    import torch
+
+    teacher = build_torch_net(args.teacher_width).to(device)
+    saved = torch.load(args.teacher, weights_only=False, map_location=device)
+    teacher.load_state_dict(saved.get("net", saved))
+    teacher.eval()
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(x_train), 512):
+            xb = x_train[i : i + 512].to(device)
+            logits = (teacher(xb) + teacher(xb.flip(3))) / 2
+            chunks.append(torch.softmax(logits, 1).cpu().numpy())
+    probs = np.concatenate(chunks).astype(np.float32)
+    print(
+        f"teacher {args.teacher}: train acc {(probs.argmax(1) == targets.argmax(1)).mean():.4f} "
+        f"against the current targets' argmax",
+        flush=True,
+    )
+    return ((1 - args.kd_weight) * targets + args.kd_weight * probs).astype(np.float32)
 
 
 def ferplus_majority(data, split: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
