@@ -4,7 +4,7 @@
     python scripts/select_emotion_model.py models/emotion_int8.tflite checkpoints/*/emotion_int8.tflite
 
 The first model is the baseline (the shipped one). Each model runs as the
-runtime runs it (int8, mirror TTA, its own ``emotion_model.json`` beside it)
+runtime runs it (int8, mirror TTA unless --one-pass, its own ``emotion_model.json`` beside it)
 on the PublicTest faces of ``.cache/fer2013.npz`` (scripts/prepare_emotion_data.py),
 scored against both label sets of the same faces: the FER-2013 label and the
 FER+ majority of ten annotators. It prints accuracy, macro recall, per-class
@@ -81,16 +81,19 @@ class Row:
         return self.fer2013_acc + self.ferplus_acc
 
 
-def evaluate(model: Path, x: np.ndarray, y13: np.ndarray, votes: np.ndarray) -> Row:
+def evaluate(model: Path, x: np.ndarray, y13: np.ndarray, votes: np.ndarray, *, tta: bool) -> Row:
     labels = ROOT / "models" / "emotion_labels.txt"
     classifier = TFLiteEmotionClassifier(model, labels, model.with_name("emotion_model.json"))
     faces = [to_face_input(face) for face in x]
-    logits = np.stack(
-        [
-            (classifier.logits(f) + classifier.logits(np.ascontiguousarray(f[:, ::-1]))) / 2
-            for f in faces
-        ]
-    )
+    if tta:
+        logits = np.stack(
+            [
+                (classifier.logits(f) + classifier.logits(np.ascontiguousarray(f[:, ::-1]))) / 2
+                for f in faces
+            ]
+        )
+    else:
+        logits = np.stack([classifier.logits(f) for f in faces])
     pred = logits.argmax(1)
     known = votes.sum(1) > 0
     yplus = votes[known].argmax(1)
@@ -128,13 +131,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "fer2013.npz")
     parser.add_argument("--max-drop", type=float, default=2.0, help="points of FER-2013 val acc")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--one-pass", action="store_true", help="without the mirror TTA (emotion.flip_tta: false)"
+    )
     args = parser.parse_args()
     data = np.load(args.data)
     if "v_public" not in data:
         sys.exit(f"{args.data} has no FER+ votes: rerun scripts/prepare_emotion_data.py")
     x, y13 = data["x_public"], data["y_public"].astype(int)
     votes = np.nan_to_num(data["v_public"][:, FERPLUS_TO_LABELS])
-    rows = [evaluate(m, x, y13, votes) for m in args.models]
+    rows = [evaluate(m, x, y13, votes, tta=not args.one_pass) for m in args.models]
     base = rows[0].fer2013_acc
     allowed = [r for r in rows if 100 * (base - r.fer2013_acc) <= args.max_drop]
     chosen = max(allowed, key=lambda r: r.total)
@@ -142,7 +148,8 @@ def main() -> int:
         print(json.dumps({"rows": [asdict(r) for r in rows], "chosen": chosen.model}, indent=2))
         return 0
     names = ", ".join(str(name) for name in data["labels"])
-    print(f"PublicTest, {len(y13)} faces, int8 + mirror TTA; recall order: {names}")
+    passes = "one pass" if args.one_pass else "mirror TTA"
+    print(f"PublicTest, {len(y13)} faces, int8, {passes}; recall order: {names}")
     for r in rows:
         print(f"\n{r.model}  (T={r.temperature})")
         print(
