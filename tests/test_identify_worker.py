@@ -165,3 +165,17 @@ def test_worker_close_stops_the_thread_and_refuses_new_jobs(
     assert not worker.pending(1)
     worker.close()
     assert not worker.submit(EmbedJob(2, face, 0.2))
+    assert worker.wait_idle(timeout=1)  # nothing left counted as in flight
+
+
+def test_close_drops_queued_jobs_without_leaving_them_in_flight(gated: GatedEmbedder) -> None:
+    worker = EmbeddingWorker(gated)
+    face = np.zeros((112, 112, 3), np.uint8)
+    assert worker.submit(EmbedJob(1, face, 0.0))
+    assert gated.started.acquire(timeout=10)  # the worker holds job 1
+    assert worker.submit(EmbedJob(2, face, 0.0))  # queued behind it
+    # Close while job 1 is held: job 2 is dropped; the join gives up after 0.1 s.
+    worker.close(timeout=0.1)
+    gated.gate.set()
+    assert worker.wait_idle(timeout=10)
+    assert [r.job.track_id for r in worker.results()] == [1]

@@ -98,9 +98,13 @@ class EmbeddingWorker:
         """Stop the thread after the job it is on; queued jobs are dropped."""
         while True:
             try:
-                self._jobs.get_nowait()
+                dropped = self._jobs.get_nowait()
             except queue.Empty:
                 break
+            if dropped is not None:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
         try:
             self._jobs.put(None, timeout=timeout)
         except queue.Full:
