@@ -35,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from train_emotion import FERPLUS_TO_LABELS  # noqa: E402  (a sibling script; torch loads lazily)
+
 from edge.classify import TFLiteEmotionClassifier, to_face_input  # noqa: E402
 from edge.evaluate import expected_calibration_error  # noqa: E402
 
-# FER+ vote columns in our label order (as scripts/train_emotion.py).
-FERPLUS_TO_LABELS = [4, 5, 6, 1, 3, 2, 0]
 TEMPERATURES = np.arange(0.5, 3.001, 0.05)
 
 

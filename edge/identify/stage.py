@@ -141,9 +141,9 @@ class IdentityStage:
         collecting = session is not None and session.wants(len(seen))
         for track in seen:
             self._active.add(track.track_id)
-            if self._worker is not None and self._worker.pending(track.track_id):
-                pass  # its last face is still being embedded
-            elif collecting or self.recognizer.wants_embedding(track.track_id, now):
+            # A track whose last face is still on the worker waits for that result.
+            busy = self._worker is not None and self._worker.pending(track.track_id)
+            if not busy and (collecting or self.recognizer.wants_embedding(track.track_id, now)):
                 self._embed(frame, track, now, collect=collecting)
             decision = self.recognizer.decision(track.track_id)
             track.data["user"] = decision.user
