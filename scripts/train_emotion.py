@@ -21,7 +21,9 @@ majority accuracy on the validation split.
 Distillation: ``--teacher CKPT --kd-weight K`` mixes a trained network's
 probabilities (face and mirror image averaged, computed once) into the target
 with weight K, for a narrower student (``--width``) that fits the per-face
-latency budget.
+latency budget. With ``--init`` a wider trained network is pruned to ``--width``
+first (the channels with the largest batch-norm scales), so a student can
+start from the teacher instead of from scratch.
 
 GPU path: ``--device cuda`` (``auto``, the default, picks CUDA when torch sees
 one); the augmentation runs on the same device, the export on the CPU. The
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--init",
         type=Path,
-        help="start from these weights (a last.pt or best.pt of an earlier run): fine-tuning",
+        help="start from these weights (a last.pt or best.pt of an earlier run): fine-tuning; "
+        "weights of a wider network are pruned to --width first (see narrow_from)",
     )
     parser.add_argument(
         "--teacher",
@@ -250,8 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     state: dict = {"epoch": 0, "best_val": 0.0, "wall_s": 0.0}
     if args.init is not None and not ckpt_path.exists():
         initial = torch.load(args.init, weights_only=False, map_location=device)
-        net.load_state_dict(initial.get("net", initial))
-        print(f"initialised from {args.init}", flush=True)
+        initial = initial.get("net", initial)
+        init_width = int(initial["0.weight"].shape[0])
+        if init_width == args.width:
+            net.load_state_dict(initial)
+        else:
+            wide = build_torch_net(init_width).to(device)
+            wide.load_state_dict(initial)
+            narrow_from(wide, net)
+        print(f"initialised from {args.init} (width {init_width})", flush=True)
     if ckpt_path.exists():
         saved = torch.load(ckpt_path, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
@@ -381,6 +391,46 @@ def main(argv: list[str] | None = None) -> int:
 # FER+ vote columns (prepare_emotion_data.FERPLUS_COLUMNS) in our label order:
 # angry, disgust, fear, happy, sad, surprise, neutral.
 FERPLUS_TO_LABELS = [4, 5, 6, 1, 3, 2, 0]
+
+
+def narrow_from(wide, narrow) -> None:  # type: ignore[no-untyped-def]
+    """Copy a wider trained network into a narrower one, channel by channel.
+
+    Each conv (and the hidden dense layer) keeps the channels whose batch-norm
+    scale |gamma| is largest ("network slimming"): a channel that batch norm
+    scales towards zero contributes little after the ReLU. Inputs follow the
+    channels the layer before kept. A pruned start then needs a short
+    fine-tune, not a training from scratch.
+    """
+    import torch
+    from torch import nn
+
+    def of(net, kind):  # type: ignore[no-untyped-def]
+        return [m for m in net if isinstance(m, kind)]
+
+    kept = torch.arange(1)  # the grey input channel
+    with torch.no_grad():
+        pairs = zip(
+            of(wide, nn.Conv2d),
+            of(wide, nn.BatchNorm2d),
+            of(narrow, nn.Conv2d),
+            of(narrow, nn.BatchNorm2d),
+            strict=True,
+        )
+        for conv_w, bn_w, conv_n, bn_n in pairs:
+            keep = bn_w.weight.abs().topk(conv_n.out_channels).indices.sort().values
+            conv_n.weight.copy_(conv_w.weight[keep][:, kept])
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(bn_n, name).copy_(getattr(bn_w, name)[keep])
+            kept = keep
+        (hidden_w, out_w), (hidden_n, out_n) = of(wide, nn.Linear), of(narrow, nn.Linear)
+        (bn1_w,), (bn1_n,) = of(wide, nn.BatchNorm1d), of(narrow, nn.BatchNorm1d)
+        keep = bn1_w.weight.abs().topk(hidden_n.out_features).indices.sort().values
+        hidden_n.weight.copy_(hidden_w.weight[keep][:, kept])
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(bn1_n, name).copy_(getattr(bn1_w, name)[keep])
+        out_n.weight.copy_(out_w.weight[:, keep])
+        out_n.bias.copy_(out_w.bias)
 
 
 def soft_targets(data, split: str, mix: float, smoothing: float) -> np.ndarray:  # type: ignore[no-untyped-def]
