@@ -5,8 +5,9 @@ The sign-in issue asks for <= 10 ms per face embedding on one x86 core. This
 script puts the shipped embedder's time next to the core's own fp32 ceiling,
 measured in the same run:
 
-- the embedder's arithmetic, counted from the TFLite graph (2 FLOPs per
-  multiply-add of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED);
+- the embedder's arithmetic, counted from the TFLite graph by the same code
+  as ``moodbox bench``'s projection (2 FLOPs per multiply-add of every
+  CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED);
 - its invoke time with one interpreter thread (and with a thread per core,
   for comparison with figures measured that way);
 - a large single-threaded float32 matrix product (numpy's BLAS, one thread),
@@ -28,31 +29,16 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def graph_flops(interpreter) -> float:  # type: ignore[no-untyped-def]
-    """FLOPs of one invoke: 2 x the multiply-adds of the conv and dense ops."""
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    flops = 0.0
-    for op in interpreter._get_ops_details():  # private, but the only op listing the API has
-        name = op["op_name"]
-        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            continue
-        weights = tensors[op["inputs"][1]]["shape"]
-        out = tensors[op["outputs"][0]]["shape"]
-        if name == "CONV_2D":  # weights (O, kh, kw, I/groups)
-            flops += 2 * float(np.prod(out)) * float(np.prod(weights[1:]))
-        elif name == "DEPTHWISE_CONV_2D":  # weights (1, kh, kw, C)
-            flops += 2 * float(np.prod(out)) * float(weights[1] * weights[2])
-        else:
-            flops += 2 * float(np.prod(weights))
-    return flops
+from edge.projection import count_macs  # noqa: E402
 
 
 def time_invoke(model: Path, threads: int, runs: int) -> np.ndarray:
@@ -92,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-ms", type=float, default=10.0)
     args = parser.parse_args(argv)
 
-    from ai_edge_litert.interpreter import Interpreter
-
-    probe = Interpreter(str(args.model))
-    probe.allocate_tensors()
-    flops = graph_flops(probe)
+    flops = 2.0 * count_macs(args.model).macs
 
     # Interleave the two measurements so that both see the same machine load.
     one, blas = [], []
