@@ -399,8 +399,10 @@ def narrow_from(wide, narrow) -> None:  # type: ignore[no-untyped-def]
     Each conv (and the hidden dense layer) keeps the channels whose batch-norm
     scale |gamma| is largest ("network slimming"): a channel that batch norm
     scales towards zero contributes little after the ReLU. Inputs follow the
-    channels the layer before kept. A pruned start then needs a short
-    fine-tune, not a training from scratch.
+    channels the layer before kept. A pruned start keeps much of what the
+    wide network learnt: measured here, a width-16 student reached 58% on
+    validation after one epoch from step 2's channels, against 32% from
+    scratch (models/README.md).
     """
     import torch
     from torch import nn
