@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     x_val = torch.from_numpy(data["x_public"]).float().div_(255).unsqueeze(1)
     y_val = data["y_public"].astype(np.int64)
     targets = soft_targets(data, "train", args.ferplus_mix, args.label_smoothing)[:limit]
-    if args.teacher is not None:
+    if args.teacher is not None and not args.export_only:  # targets are for training only
         targets = distil_targets(args, x_train, targets, device)
     targets_t = torch.from_numpy(targets)
     plus_val = ferplus_majority(data, "public")
