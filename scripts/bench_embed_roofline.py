@@ -39,13 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.projection import count_macs  # noqa: E402
+from edge.tflite import load_interpreter  # noqa: E402
 
 
 def time_invoke(model: Path, threads: int, runs: int) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(str(model), num_threads=threads)
-    interpreter.allocate_tensors()
+    interpreter = load_interpreter(model, threads=threads)  # the runtime moodbox uses
     inp = interpreter.get_input_details()[0]
     face = np.random.default_rng(0).random(inp["shape"]).astype(inp["dtype"])
     times = []

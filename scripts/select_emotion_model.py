@@ -88,9 +88,21 @@ class Row:
         return self.fer2013_acc + self.ferplus_acc
 
 
-def evaluate(model: Path, x: np.ndarray, y13: np.ndarray, votes: np.ndarray, *, tta: bool) -> Row:
+def load(model: Path) -> TFLiteEmotionClassifier:
+    """The model as the runtime loads it (one thread), its metadata beside it."""
     labels = ROOT / "models" / "emotion_labels.txt"
-    classifier = TFLiteEmotionClassifier(model, labels, model.with_name("emotion_model.json"))
+    return TFLiteEmotionClassifier(model, labels, model.with_name("emotion_model.json"), threads=1)
+
+
+def evaluate(
+    model: Path,
+    classifier: TFLiteEmotionClassifier,
+    x: np.ndarray,
+    y13: np.ndarray,
+    votes: np.ndarray,
+    *,
+    tta: bool,
+) -> Row:
     faces = [to_face_input(face) for face in x]
     if tta:
         logits = np.stack(
@@ -128,15 +140,12 @@ def evaluate(model: Path, x: np.ndarray, y13: np.ndarray, votes: np.ndarray, *, 
     )
 
 
-def time_models(models: list[Path], faces: np.ndarray, rounds: int = 400) -> list[float]:
+def time_models(
+    classifiers: list[TFLiteEmotionClassifier], faces: np.ndarray, rounds: int = 400
+) -> list[float]:
     """Median ms per face of each model, one thread, the models interleaved so they share load."""
-    labels = ROOT / "models" / "emotion_labels.txt"
-    classifiers = [
-        TFLiteEmotionClassifier(m, labels, m.with_name("emotion_model.json"), threads=1)
-        for m in models
-    ]
     inputs = [to_face_input(face) for face in faces[:rounds]]
-    times: list[list[float]] = [[] for _ in models]
+    times: list[list[float]] = [[] for _ in classifiers]
     for i, face in enumerate(inputs):
         for classifier, spent in zip(classifiers, times, strict=True):
             start = time.perf_counter()
@@ -168,9 +177,13 @@ def main() -> int:
         sys.exit(f"{args.data} has no FER+ votes: rerun scripts/prepare_emotion_data.py")
     x, y13 = data["x_public"], data["y_public"].astype(int)
     votes = np.nan_to_num(data["v_public"][:, FERPLUS_TO_LABELS])
-    rows = [evaluate(m, x, y13, votes, tta=not args.one_pass) for m in args.models]
+    classifiers = [load(m) for m in args.models]
+    rows = [
+        evaluate(m, c, x, y13, votes, tta=not args.one_pass)
+        for m, c in zip(args.models, classifiers, strict=True)
+    ]
     if args.max_ms is not None:
-        for row, ms in zip(rows, time_models(args.models, x), strict=True):
+        for row, ms in zip(rows, time_models(classifiers, x), strict=True):
             row.invoke_ms = ms
     base = rows[0].fer2013_acc
     allowed = [r for r in rows if 100 * (base - r.fer2013_acc) <= args.max_drop]

@@ -49,7 +49,6 @@ class EmbeddingWorker:
 
     def __init__(self, embedder: FaceEmbedder, *, max_pending: int = 4) -> None:
         self.embedder = embedder
-        self.dim = embedder.dim
         self._jobs: queue.Queue[EmbedJob | None] = queue.Queue(maxsize=max_pending)
         self._results: queue.SimpleQueue[EmbedResult] = queue.SimpleQueue()
         self._pending: set[int] = set()  # loop thread only
