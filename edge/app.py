@@ -1,10 +1,13 @@
-"""Composition root: build the stages from config, run the frame loop, stop in reverse.
+"""Composition root: build the parts from config, run the frame loop, stop in reverse.
 
-    camera → detect → track → classify → decide → sinks (stdout, log, …)
+    camera → pipeline (detect → track → identify → classify → decide)
+           → household → sinks (terminal, music, MQTT) ; services polled per frame
 
-The loop owns no policy: smoothing and hysteresis live in ``decide``. It
-supervises the camera (reopen with backoff, then exit non-zero so systemd
-restarts us) and never lets a sink's failure stop the loop.
+``build`` is the one place where parts are made and wired: which event sinks
+exist, which parts remote commands drive, the start order. ``App`` owns no
+policy (smoothing and hysteresis live in ``decide``): it supervises the camera
+(reopen with backoff, then exit non-zero so systemd restarts us) and never lets
+a sink's or a service's failure stop the loop.
 """
 
 from __future__ import annotations
@@ -16,124 +19,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
-from edge.camera import Frame, FrameSource, open_source
-from edge.classify import EmotionClassifier, TFLiteEmotionClassifier, crop_face
+from edge.camera import FrameSource, open_source
 from edge.config import MoodboxConfig
-from edge.decide import MoodDecider, Observation
-from edge.detect import BlazeFaceDetector, Detection, FaceDetector
 from edge.errors import CameraError, EndOfStream
 from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged
+from edge.household import Household
+from edge.pipeline import Pipeline
 from edge.stats import Stats
-from edge.track import ClassifiedFace, Track, Tracker
 
 if TYPE_CHECKING:
-    from edge.identify.stage import IdentityStage
+    from edge.music.controller import MusicController
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CAMERA_LOST = 3
-
-
-class Pipeline:
-    """One frame in, events out: detect (every n-th frame), track, classify, decide."""
-
-    def __init__(
-        self,
-        config: MoodboxConfig,
-        *,
-        detector: FaceDetector,
-        classifier: EmotionClassifier,
-        stats: Stats | None = None,
-        identity: IdentityStage | None = None,
-    ) -> None:
-        self.config = config
-        self.detector = detector
-        self.classifier = classifier
-        self.identity = identity  # face sign-in; None: every face stays anonymous
-        self.stats = stats or Stats()
-        self.tracker = Tracker(
-            iou_threshold=config.decide.track_iou, timeout_s=config.decide.track_timeout_s
-        )
-        self.decider = MoodDecider.from_config(config.decide, classifier.labels)
-        self._detections: list[Detection] = []
-
-    @classmethod
-    def from_config(cls, config: MoodboxConfig, stats: Stats | None = None) -> Pipeline:
-        """Load the models named in config (ModelError if one cannot be used)."""
-        detector = BlazeFaceDetector(
-            config.resolve(config.detect.model),
-            min_score=config.detect.min_score,
-            nms_iou=config.detect.nms_iou,
-            min_face_px=config.detect.min_face_px,
-            threads=config.detect.threads,
-        )
-        classifier = TFLiteEmotionClassifier(
-            config.resolve(config.emotion.model),
-            config.resolve(config.emotion.labels),
-            config.resolve(config.emotion.metadata),
-            flip_tta=config.emotion.flip_tta,
-            threads=config.emotion.threads,
-        )
-        identity = None
-        if config.identify.enabled:
-            from edge.identify.stage import IdentityStage
-
-            identity = IdentityStage.from_config(config, stats)
-        return cls(config, detector=detector, classifier=classifier, stats=stats, identity=identity)
-
-    def process(self, frame: Frame, wall_time: float | None = None) -> list[Event]:
-        stats = self.stats
-        now = frame.timestamp
-        if frame.index % self.config.detect.every_n_frames == 0:
-            with stats.timed("detect"):
-                image = frame.lores if frame.lores is not None else frame.image
-                detections = self.detector.detect(image)
-                if frame.lores is not None and frame.lores_scale != 1.0:
-                    detections = [_scaled(d, 1 / frame.lores_scale) for d in detections]
-            self._detections = detections
-        seen, expired = self.tracker.update(self._detections, now)
-        identity_events: list[Event] = []
-        if self.identity is not None:
-            # Sets track.data["user"]; its stats.timed("align"/"embed") share our Stats.
-            self.identity.stats = stats
-            identity_events = self.identity.process(frame, seen, expired, now, wall_time)
-        observations: list[Observation] = []
-        for track in seen:
-            probabilities = self._emotion(frame, track, now)
-            x0, y0, x1, y1 = (round(v) for v in track.detection.box)
-            observations.append(
-                Observation(track.track_id, probabilities, (x0, y0, x1, y1), track.data.get("user"))
-            )
-        with stats.timed("decide"):
-            events = self.decider.update(
-                now, observations, lost=[t.track_id for t in expired], wall_time=wall_time
-            )
-        stats.frame(now)
-        return identity_events + events
-
-    def _emotion(self, frame: Frame, track: Track, now: float) -> np.ndarray:
-        """The track's emotion probabilities; the last ones while its face region is unchanged."""
-        emotion = self.config.emotion
-        last: ClassifiedFace | None = track.data.get("emotion")
-        if last is not None and last.unchanged(
-            frame.image, now, emotion.reuse_max_diff, emotion.reuse_max_s, emotion.crop_scale
-        ):
-            self.stats.count("classify_reused")
-            return last.probabilities
-        with self.stats.timed("classify"):
-            face = crop_face(frame.image, track.detection.box, emotion.crop_scale)
-            probabilities = self.classifier.classify(face)
-        track.data["emotion"] = ClassifiedFace(track.detection.box, face, probabilities, now)
-        return probabilities
-
-
-def _scaled(detection: Detection, factor: float) -> Detection:
-    """A detection on the lores stream, in main-stream pixels."""
-    x0, y0, x1, y1 = (v * factor for v in detection.box)
-    return Detection((x0, y0, x1, y1), detection.score, detection.keypoints * factor)
 
 
 class Service(Protocol):
@@ -143,7 +43,7 @@ class Service(Protocol):
     own; ``poll`` runs on the loop thread after every processed frame (do
     thread-confined work such as pygame calls or queued MQTT commands here,
     and keep it short); ``stop`` runs in reverse start order. A service that
-    also has ``emit(event)`` is added to the sinks and sees every event.
+    should see every event is also listed among the sinks (``build`` does so).
     """
 
     def start(self, emit: Callable[[Event], None]) -> None: ...
@@ -153,31 +53,64 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-def build_services(
-    config: MoodboxConfig, *, stats: Stats | None = None, parts: Sequence[object] = ()
-) -> list[Service]:
-    """The services `moodbox run` starts, in start order (stopped in reverse).
+def default_sinks(config: MoodboxConfig) -> list[EventSink]:
+    """The terminal sinks: a log line per event, JSON lines on stdout if configured."""
+    sinks: list[EventSink] = [LogSink()]
+    if config.run.events_stdout:
+        sinks.append(JsonLinesSink())
+    return sinks
 
-    Feature helpers append theirs above the systemd notifier, which stays last
-    so that READY=1 goes out only once everything before it has started.
-    ``parts``: pipeline stages that take remote commands too (the identity stage).
+
+def build(
+    config: MoodboxConfig,
+    *,
+    source_factory: Callable[[MoodboxConfig], FrameSource] = open_source,
+    sinks: Sequence[EventSink] | None = None,
+) -> App:
+    """Everything `moodbox run` runs, wired explicitly (ModelError if a model is unusable).
+
+    Start order: the pipeline (models loaded here), music, MQTT, the systemd
+    notifier. MQTT comes after the parts its remote commands drive; the
+    notifier comes last so that READY=1 goes out only once everything before
+    it has started. ``App.run`` stops them in reverse.
     """
     from edge.supervise import SystemdNotifyService
 
-    services: list[Service] = []
-    if config.music.enabled:
-        from edge.music.controller import MusicController
+    stats = Stats()  # one for the run: the pipeline's stages and the MQTT stats topic
+    household = Household()
+    pipeline = Pipeline.from_config(config, stats)
+    try:
+        services: list[Service] = []
+        event_sinks: list[EventSink] = list(default_sinks(config) if sinks is None else sinks)
+        music: MusicController | None = None
+        if config.music.enabled:
+            from edge.music.controller import MusicController
 
-        services.append(MusicController.from_config(config))
-    if config.mqtt.host:
-        # After the music and identity parts: remote commands are routed to them.
-        from edge.control import RemoteControls
-        from edge.publish.service import MqttService
+            music = MusicController.from_config(config)
+            services.append(music)
+            event_sinks.append(music)
+        if config.mqtt.host:
+            from edge.control import RemoteControls
+            from edge.publish.service import MqttService
 
-        controls = RemoteControls.find([*services, *parts])
-        services.append(MqttService.from_config(config, stats=stats, controls=controls))
-    services.append(SystemdNotifyService.from_env())
-    return services
+            controls = RemoteControls(music=music, identity=pipeline.identity)
+            mqtt = MqttService.from_config(
+                config, stats=stats, controls=controls, household=household
+            )
+            services.append(mqtt)
+            event_sinks.append(mqtt)
+        services.append(SystemdNotifyService.from_env())
+    except BaseException:
+        pipeline.close()
+        raise
+    return App(
+        config,
+        pipeline=pipeline,
+        household=household,
+        sinks=event_sinks,
+        services=services,
+        source_factory=source_factory,
+    )
 
 
 @dataclass
@@ -194,32 +127,26 @@ class RunLimits:
 
 
 class App:
-    """Builds the pipeline and sinks, runs the supervised frame loop."""
+    """Runs the supervised frame loop over the parts it is given (see ``build``)."""
 
     def __init__(
         self,
         config: MoodboxConfig,
         *,
         pipeline: Pipeline | None = None,
+        household: Household | None = None,
         source_factory: Callable[[MoodboxConfig], FrameSource] = open_source,
         sinks: Sequence[EventSink] | None = None,
         services: Sequence[Service] = (),
         sleep: Callable[[float], None] | None = None,
-        stats: Stats | None = None,
     ) -> None:
         self.config = config
-        self.stats = stats or Stats()
-        self.pipeline = pipeline or Pipeline.from_config(config, self.stats)
-        self.pipeline.stats = self.stats
+        self.pipeline = pipeline or Pipeline.from_config(config, Stats())
+        self.stats = self.pipeline.stats
+        self.household = household or Household()
         self._source_factory = source_factory
-        default_sinks: list[EventSink] = [LogSink()]
-        if config.run.events_stdout:
-            default_sinks.append(JsonLinesSink())
-        self.sinks: list[EventSink] = list(sinks) if sinks is not None else default_sinks
+        self.sinks: list[EventSink] = list(default_sinks(config) if sinks is None else sinks)
         self.services: list[Service] = list(services)
-        for service in self.services:
-            if hasattr(service, "emit"):
-                self.sinks.append(service)  # type: ignore[arg-type]
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._failures = 0
@@ -229,6 +156,8 @@ class App:
         self._stop.set()
 
     def emit(self, event: Event) -> None:
+        """The household first, so that every sink that reads it sees this event's state."""
+        self.household.apply(event)
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -236,7 +165,11 @@ class App:
                 logger.exception("event sink %s failed", type(sink).__name__)
 
     def run(self, limits: RunLimits | None = None) -> int:
-        """Start services, run the frame loop, stop everything in reverse. An exit code."""
+        """Start services, run the frame loop, stop everything in reverse. An exit code.
+
+        The pipeline was started first (its models loaded when it was built), so
+        it is closed last, after every service, even when a start fails.
+        """
         limits = limits or RunLimits()
         deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
         started: list[Service] = []
@@ -251,6 +184,10 @@ class App:
                     service.stop()
                 except Exception:
                     logger.exception("stopping %s failed", type(service).__name__)
+            try:
+                self.pipeline.close()
+            except Exception:
+                logger.exception("closing the pipeline failed")
 
     def _loop(self, limits: RunLimits, deadline: float | None, services: list[Service]) -> int:
         frames = 0

@@ -23,6 +23,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
 
 
+def cache_dir() -> Path:
+    """moodbox's cache folder (embeddings, baselines): $XDG_CACHE_HOME/moodbox, else
+    ~/.cache/moodbox. Nothing in it is needed to run; it only saves recomputing."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "moodbox"
+
+
 class Section(BaseModel):
     """Base of every config section: frozen, strict about unknown keys."""
 
@@ -82,6 +89,9 @@ class CameraConfig(Section):
 class DetectConfig(Section):
     """Face detection (BlazeFace short range, int8-free float TFLite)."""
 
+    backend: Literal["blazeface"] = Field(
+        "blazeface", description="Detector implementation (edge.backends.DETECTORS)."
+    )
     model: Path = Field(
         Path("models/face_detection_short_range.tflite"),
         description="BlazeFace TFLite file (see models/README.md).",
@@ -101,6 +111,9 @@ class DetectConfig(Section):
 class EmotionConfig(Section):
     """Emotion classifier (our int8 CNN)."""
 
+    backend: Literal["tflite"] = Field(
+        "tflite", description="Classifier implementation (edge.backends.CLASSIFIERS)."
+    )
     model: Path = Field(Path("models/emotion_int8.tflite"), description="Full-int8 TFLite CNN.")
     labels: Path = Field(Path("models/emotion_labels.txt"), description="One label per line.")
     metadata: Path = Field(
@@ -244,6 +257,9 @@ class IdentifyConfig(Section):
 
     enabled: bool = Field(
         True, description="Recognise enrolled users (with nobody enrolled every face is unknown)."
+    )
+    backend: Literal["sface"] = Field(
+        "sface", description="Face embedder implementation (edge.backends.EMBEDDERS)."
     )
     model: Path = Field(
         Path("models/face_embedding.tflite"),

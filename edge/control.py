@@ -15,9 +15,9 @@ import logging
 import math
 import queue
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from edge.classify import EMOTIONS
 
@@ -53,7 +53,6 @@ class Controls(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
-@runtime_checkable
 class MusicControl(Protocol):
     """The music controller's remote surface (implemented by the music service)."""
 
@@ -74,7 +73,6 @@ class MusicControl(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
-@runtime_checkable
 class IdentityControl(Protocol):
     """The identity stage's remote surface (enrol from the camera, forget a user)."""
 
@@ -92,14 +90,6 @@ class RemoteControls:
         self.music = music
         self.identity = identity
         self._missing_logged: set[str] = set()
-
-    @classmethod
-    def find(cls, parts: Iterable[object]) -> RemoteControls:
-        """Pick the first music controller and identity stage among ``parts`` (services)."""
-        parts = list(parts)
-        music = next((p for p in parts if isinstance(p, MusicControl)), None)
-        identity = next((p for p in parts if isinstance(p, IdentityControl)), None)
-        return cls(music=music, identity=identity)
 
     def _missing(self, component: str, command: str) -> None:
         if component not in self._missing_logged:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 class Observation:
     """One classified face in one frame."""
 
-    track_id: int
+    face_id: int
     probabilities: np.ndarray
     box: tuple[int, int, int, int]
     user: str | None = None
@@ -90,13 +90,13 @@ class MoodDecider:
             labels=labels,
         )
 
-    def smoothed(self, track_id: int) -> np.ndarray | None:
+    def smoothed(self, face_id: int) -> np.ndarray | None:
         """The current smoothed probabilities of a track (a copy), if known."""
-        state = self._tracks.get(track_id)
+        state = self._tracks.get(face_id)
         return None if state is None else state.smoothed.copy()
 
-    def mood(self, track_id: int) -> str | None:
-        state = self._tracks.get(track_id)
+    def mood(self, face_id: int) -> str | None:
+        state = self._tracks.get(face_id)
         return None if state is None or state.mood is None else self._labels[state.mood]
 
     def update(
@@ -112,20 +112,20 @@ class MoodDecider:
         events: list[Event] = []
         for obs in observations:
             events.extend(self._observe(now, stamp, obs))
-        for track_id in lost:
-            state = self._tracks.pop(track_id, None)
+        for face_id in lost:
+            state = self._tracks.pop(face_id, None)
             if state is not None:
                 last = None if state.mood is None else self._labels[state.mood]
                 events.append(
-                    FaceLost(time=stamp, track_id=track_id, last_mood=last, user=state.user)
+                    FaceLost(time=stamp, face_id=face_id, last_mood=last, user=state.user)
                 )
         return events
 
     def _observe(self, now: float, stamp: float, obs: Observation) -> list[Event]:
         probs = np.asarray(obs.probabilities, dtype=np.float64)
-        state = self._tracks.get(obs.track_id)
+        state = self._tracks.get(obs.face_id)
         if state is None:
-            state = self._tracks[obs.track_id] = _TrackMood(probs.copy(), probs.copy(), now)
+            state = self._tracks[obs.face_id] = _TrackMood(probs.copy(), probs.copy(), now)
         else:
             dt = max(0.0, now - state.last_time)
             state.smoothed += (1.0 - math.exp(-dt / self._tau)) * (probs - state.smoothed)
@@ -146,7 +146,7 @@ class MoodDecider:
                 events.append(
                     MoodSustained(
                         time=stamp,
-                        track_id=obs.track_id,
+                        face_id=obs.face_id,
                         mood=self._labels[state.mood],
                         user=state.user,
                     )
@@ -172,7 +172,7 @@ class MoodDecider:
         state.mood, state.candidate = leader, None
         return MoodChanged(
             time=stamp,
-            track_id=obs.track_id,
+            face_id=obs.face_id,
             mood=self._labels[leader],
             previous=previous,
             probabilities={

@@ -8,12 +8,10 @@ the same TFLite loader, the pygame mixer, a TCP connection to the broker.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import MoodboxConfig
-from edge.errors import ConfigError, MoodboxError
+from edge.errors import MoodboxError
 
 # Less free space than this in the state directory is a failure: SQLite needs
 # room for its journal, and a full disk is how stores get corrupted.
@@ -254,35 +252,3 @@ def format_report(results: list[Result]) -> str:
         f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.SKIP]} skipped"
     )
     return "\n".join(lines)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.cli import config_from_args
-
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        results = [Result("config", Status.FAIL, str(err))]
-        print(format_report(results))
-        for problem in err.problems:
-            print(f"        {problem}")
-        return 1
-    where = args.config or os.environ.get("MOODBOX_CONFIG") or "the default config"
-    results = [Result("config", Status.PASS, f"{where} is valid"), *run_checks(config)]
-    print(f"moodbox doctor (python {sys.version.split()[0]}, {sys.prefix})")
-    print(format_report(results))
-    return 1 if any(r.status is Status.FAIL for r in results) else 0
-
-
-def register(subparsers: Any) -> None:
-    """Add `moodbox doctor` to the CLI."""
-    parser = subparsers.add_parser(
-        "doctor", help="check camera, audio, models, broker, disk and permissions"
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="config file (default: $MOODBOX_CONFIG or the repository's config.yaml)",
-    )
-    parser.set_defaults(func=cmd_doctor)

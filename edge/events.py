@@ -26,6 +26,10 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["time"] = iso_time(self.time)
+        if "face_id" in data:
+            # face_id was called track_id before 0.2; the old key stays one release
+            # so that existing consumers (HA templates, scripts) keep working.
+            data["track_id"] = data["face_id"]
         return {"type": self.type, **data}
 
     def to_json(self) -> str:
@@ -37,7 +41,7 @@ class MoodChanged(Event):
     """A face's smoothed mood changed (or was first established)."""
 
     type: ClassVar[str] = "mood_changed"
-    track_id: int
+    face_id: int
     mood: str
     previous: str | None
     probabilities: dict[str, float]
@@ -54,7 +58,7 @@ class MoodSustained(Event):
     """
 
     type: ClassVar[str] = "mood_sustained"
-    track_id: int
+    face_id: int
     mood: str
     user: str | None = None
 
@@ -64,7 +68,7 @@ class FaceLost(Event):
     """A face track ended (not seen for ``decide.track_timeout_s``)."""
 
     type: ClassVar[str] = "face_lost"
-    track_id: int
+    face_id: int
     last_mood: str | None
     user: str | None = None
 
@@ -86,7 +90,7 @@ class UserSignedIn(Event):
 
     type: ClassVar[str] = "user_signed_in"
     user: str
-    track_id: int
+    face_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,7 @@ class UnknownFace(Event):
     """A face track was decided to be nobody enrolled (reported once per track)."""
 
     type: ClassVar[str] = "unknown_face"
-    track_id: int
+    face_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +163,7 @@ class LogSink:
         if isinstance(event, MoodChanged):
             logger.info(
                 "face %d%s: mood %s (%.0f%%)",
-                event.track_id,
+                event.face_id,
                 f" ({event.user})" if event.user else "",
                 event.mood,
                 100 * event.probabilities[event.mood],

@@ -17,6 +17,13 @@ class Stats:
         self.started = time.monotonic()
         self._frame_times: list[float] = []
 
+    def reset(self) -> None:
+        """Forget everything recorded so far (the benchmark's warm-up frames)."""
+        self.stage_ms.clear()
+        self.counters.clear()
+        self._frame_times.clear()
+        self.started = time.monotonic()
+
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()

@@ -1,13 +1,12 @@
 """Face tracks across frames: greedy IoU matching of detections to known faces.
 
-A track id stays with a face while its boxes overlap from frame to frame, so
+A face id stays with a face while its boxes overlap from frame to frame, so
 later stages (smoothing, embedding, recognition) work per person, not per frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,15 +24,23 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
 
 
 @dataclass(slots=True)
-class Track:
-    """One face over time. ``data`` holds per-track state of later stages."""
+class FaceTrack:
+    """One face over time, and what later stages learnt about it.
 
-    track_id: int
+    The stage fields are typed here rather than kept in a free-form dict so
+    that a reader can see which stage writes what: ``user`` and
+    ``embeddings`` belong to the identity stage, ``emotion`` to the pipeline's
+    classify step.
+    """
+
+    face_id: int
     detection: Detection
     first_seen: float
     last_seen: float
     hits: int = 1
-    data: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None  # the identity stage's current decision (None: unknown or undecided)
+    embeddings: int = 0  # embeddings submitted for this face (every other one is mirrored)
+    emotion: ClassifiedFace | None = None  # the last classification, reused while unchanged
 
 
 class Tracker:
@@ -43,9 +50,11 @@ class Tracker:
         self._iou_threshold = iou_threshold
         self._timeout_s = timeout_s
         self._next_id = 1
-        self.tracks: dict[int, Track] = {}
+        self.tracks: dict[int, FaceTrack] = {}
 
-    def update(self, detections: list[Detection], now: float) -> tuple[list[Track], list[Track]]:
+    def update(
+        self, detections: list[Detection], now: float
+    ) -> tuple[list[FaceTrack], list[FaceTrack]]:
         """Match detections; return (tracks seen now, tracks that just expired)."""
         pairs = sorted(
             (
@@ -57,7 +66,7 @@ class Tracker:
         )
         used_tracks: set[int] = set()
         used_dets: set[int] = set()
-        seen: list[Track] = []
+        seen: list[FaceTrack] = []
         for overlap, tid, i in pairs:
             if overlap < self._iou_threshold:
                 break
@@ -71,13 +80,13 @@ class Tracker:
             seen.append(track)
         for i, det in enumerate(detections):
             if i not in used_dets:
-                track = Track(self._next_id, det, first_seen=now, last_seen=now)
-                self.tracks[track.track_id] = track
+                track = FaceTrack(self._next_id, det, first_seen=now, last_seen=now)
+                self.tracks[track.face_id] = track
                 self._next_id += 1
                 seen.append(track)
         expired = [t for t in self.tracks.values() if now - t.last_seen > self._timeout_s]
         for track in expired:
-            del self.tracks[track.track_id]
+            del self.tracks[track.face_id]
         return seen, expired
 
 

@@ -42,10 +42,11 @@ def main() -> int:
         interpreter.invoke()
         print(f"model {model.name}: loaded and invoked, input {list(details['shape'])}", flush=True)
 
-    from edge.app import Pipeline
+    from edge.pipeline import Pipeline
+    from edge.stats import Stats
 
     config = load_config(ROOT / "config.yaml", environ={})
-    pipeline = Pipeline.from_config(config)
+    pipeline = Pipeline.from_config(config, Stats())
     source = ReplaySource(ROOT / "demo" / "faces", fps=0, loop=False)
     frames = 0
     from edge.errors import EndOfStream

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.projection import count_macs  # noqa: E402
+from edge.measure.projection import count_macs  # noqa: E402
 from edge.tflite import load_interpreter  # noqa: E402
 
 

@@ -31,18 +31,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.app import Pipeline  # noqa: E402
-from edge.benchmark import bench_config, load_replay, with_settings  # noqa: E402
 from edge.camera import Frame  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.events import UnknownFace, UserSignedIn  # noqa: E402
+from edge.measure.benchmark import bench_config, load_replay, with_settings  # noqa: E402
+from edge.pipeline import Pipeline  # noqa: E402
+from edge.stats import Stats  # noqa: E402
 
 
 def run(background: bool, args: argparse.Namespace) -> dict[str, Any]:
     config, _ = bench_config(load_config(ROOT / "config.yaml"))
     config = with_settings(config, identify={"background": background, "threads": 1})
     replay = load_replay(ROOT / "demo" / "faces")
-    pipeline = Pipeline.from_config(config)
+    pipeline = Pipeline.from_config(config, Stats())
     identity = pipeline.identity
     assert identity is not None, "face sign-in is off or its model is missing"
     period = 1.0 / args.fps

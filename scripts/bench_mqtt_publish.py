@@ -32,7 +32,7 @@ def run(service: MqttService, n: int) -> list[float]:
     for i in range(n):
         event = MoodChanged(
             time=time.time(),
-            track_id=i % 4,
+            face_id=i % 4,
             mood=EMOTIONS[i % len(EMOTIONS)],
             previous=None,
             probabilities=PROBS,

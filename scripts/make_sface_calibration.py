@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from edge.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from edge.detect import BlazeFaceDetector  # noqa: E402
 from edge.identify.align import align_face  # noqa: E402
-from edge.identify.evaluate import locate, read_image  # noqa: E402
+from edge.measure.face_eval import locate, read_image  # noqa: E402
 
 
 def people_in_pairs(pairs: Path) -> set[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import load_config
-from edge.projection import GMAC_PER_S, LABEL, SOURCE, count_macs
+from edge.measure.projection import GMAC_PER_S, LABEL, SOURCE, count_macs
 
 
 def main() -> int:

@@ -229,7 +229,7 @@ def run_preferences(listeners: int, interactions: int, seed: int) -> list[float]
         music.emit(
             MoodChanged(
                 time=0,
-                track_id=1,
+                face_id=1,
                 mood="neutral",
                 previous=None,
                 probabilities=probs,

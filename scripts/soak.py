@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.app import App, RunLimits, Service, build_services  # noqa: E402 - path set above
+from edge.app import App, RunLimits, build  # noqa: E402 - path set above
 from edge.config import load_config  # noqa: E402
 from edge.events import Event  # noqa: E402
 
@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=1_000_000, help="frames to replay")
     parser.add_argument("--every", type=int, default=10_000, help="sample every N frames")
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
-    parser.add_argument("--with-services", action="store_true", help="also run build_services()")
+    parser.add_argument("--with-services", action="store_true", help="also run the services `moodbox run` starts")
     parser.add_argument("--json", type=Path, help="write the samples here")
     args = parser.parse_args()
 
@@ -102,10 +102,11 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     probe = SoakProbe(args.every)
-    services: list[Service] = [probe]
     if args.with_services:
-        services += build_services(config)
-    app = App(config, services=services, sinks=[])
+        app = build(config, sinks=[])
+        app.services.insert(0, probe)
+    else:
+        app = App(config, services=[probe], sinks=[])
     print(
         f"soak: {args.frames} frames of {config.camera.source} ({config.camera.type}), "
         f"fps 0, identify {'on' if config.identify.enabled else 'off'}, pid {os.getpid()}"

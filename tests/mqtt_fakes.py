@@ -115,7 +115,7 @@ class FakeIdentity:
     def enroll_from_camera(self, name: str) -> None:
         self.calls.append(("enroll", name))
         self.enrolled.add(name)
-        self.emit(UserSignedIn(time=time.time(), user=name, track_id=1))
+        self.emit(UserSignedIn(time=time.time(), user=name, face_id=1))
 
     def forget(self, name: str) -> bool:
         self.calls.append(("forget", name))

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from edge.bench import STAGES, table
-from edge.projection import LABEL, count_macs
+from edge.measure.projection import LABEL, count_macs
+from edge.measure.report import STAGES, table
 
 REQUIRED_NUMBERS = (
     "fps_one_face",

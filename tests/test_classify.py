@@ -13,7 +13,7 @@ import pytest
 from edge.classify import EMOTIONS, TFLiteEmotionClassifier, crop_face, to_face_input
 from edge.cli import main
 from edge.errors import ModelError
-from edge.evaluate import evaluate_emotion
+from edge.measure.emotion_eval import evaluate_emotion
 from edge.tflite import dequantize, load_interpreter, quantize
 
 MODELS = Path(__file__).resolve().parent.parent / "models"

@@ -49,7 +49,7 @@ def test_demo_run_prints_mood_events(repo_root: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     moods = [e for e in events if e["type"] == "mood_changed"]
-    assert len({e["track_id"] for e in moods}) == 2  # astronaut and Grace Hopper
+    assert len({e["face_id"] for e in moods}) == 2  # astronaut and Grace Hopper
     for event in moods:
         assert set(event["probabilities"]) == {
             "angry",

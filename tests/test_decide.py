@@ -105,8 +105,8 @@ def test_event_carries_probabilities_box_user_and_time() -> None:
     assert isinstance(event, MoodChanged)
     # A clear first reading is at once sustained too (both averages start there).
     assert isinstance(confirmed, MoodSustained)
-    assert (confirmed.mood, confirmed.user, confirmed.track_id) == ("happy", "alice", 3)
-    assert event.user == "alice" and event.box == (1, 2, 3, 4) and event.track_id == 3
+    assert (confirmed.mood, confirmed.user, confirmed.face_id) == ("happy", "alice", 3)
+    assert event.user == "alice" and event.box == (1, 2, 3, 4) and event.face_id == 3
     assert set(event.probabilities) == set(EMOTIONS)
     assert sum(event.probabilities.values()) == pytest.approx(1, abs=1e-3)
     data = event.to_dict()
@@ -121,11 +121,11 @@ def test_tracks_are_independent_and_lost_tracks_end() -> None:
         events += decider.update(
             t, [Observation(1, HAPPY, (0, 0, 1, 1)), Observation(2, SAD, (5, 5, 6, 6))]
         )
-    moods = {e.track_id: e.mood for e in events if isinstance(e, MoodChanged)}
+    moods = {e.face_id: e.mood for e in events if isinstance(e, MoodChanged)}
     assert moods == {1: "happy", 2: "sad"}
     (lost,) = decider.update(3.0, [], lost=[2])
     assert isinstance(lost, FaceLost)
-    assert lost.track_id == 2 and lost.last_mood == "sad"
+    assert lost.face_id == 2 and lost.last_mood == "sad"
     assert decider.smoothed(2) is None and decider.mood(1) == "happy"
 
 

@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.app import Pipeline
-from edge.benchmark import with_settings
 from edge.camera import Frame
 from edge.classify import TFLiteEmotionClassifier
 from edge.config import MoodboxConfig, load_config
 from edge.detect import BlazeFaceDetector, shrink
+from edge.measure.benchmark import with_settings
+from edge.pipeline import Pipeline
+from edge.stats import Stats
 from edge.track import mean_abs_diff
 
 
@@ -45,7 +46,7 @@ def pipeline_for(config: MoodboxConfig, detector: BlazeFaceDetector) -> Pipeline
         config.resolve(config.emotion.labels),
         config.resolve(config.emotion.metadata),
     )
-    return Pipeline(config, detector=detector, classifier=classifier)
+    return Pipeline(config, detector=detector, classifier=classifier, stats=Stats())
 
 
 def demo(repo_root: Path, index: int) -> np.ndarray:
@@ -70,7 +71,7 @@ def run(
     for i, image in enumerate(images, start):
         pipeline.process(Frame(image, i / fps, i))
         track = pipeline.tracker.tracks[min(pipeline.tracker.tracks)]
-        seen.append(track.data["emotion"].probabilities)
+        seen.append(track.emotion.probabilities)
     return seen
 
 

@@ -130,13 +130,13 @@ def test_recognises_enrolled_people_and_calls_strangers_unknown(
     image = cv2.imread(str(lfw["Colin_Powell"][4]))
     events = [e for _ in range(4) for e in feed.frame(image)]
     assert [(type(e), getattr(e, "user", None)) for e in events] == [(UserSignedIn, "colin")]
-    assert feed.last_seen[0].data["user"] == "colin"
+    assert feed.last_seen[0].user == "colin"
     feed.show(lfw["Colin_Powell"][4], 0)
 
     stranger_events = [e for s in STRANGERS for e in feed.show(lfw[s][0], 4)]
     # Every stranger's track is decided as unknown, and nobody signs in.
     assert not any(isinstance(e, UserSignedIn) for e in stranger_events)
-    assert len({e.track_id for e in stranger_events if isinstance(e, UnknownFace)}) == 3
+    assert len({e.face_id for e in stranger_events if isinstance(e, UnknownFace)}) == 3
 
     events = feed.show(lfw["Donald_Rumsfeld"][5], 4)
     assert any(isinstance(e, UserSignedIn) and e.user == "donald" for e in events)
@@ -169,7 +169,7 @@ def test_camera_enrolment_then_recognition_then_forget(
     events = feed.frame(cv2.imread(str(lfw["Ariel_Sharon"][5])))
     assert any(isinstance(e, UserSignedOut) and e.user == "ariel" for e in events)
     assert stage.store.users() == []
-    assert feed.last_seen[0].data["user"] is None
+    assert feed.last_seen[0].user is None
     assert not stage.forget("ariel")
 
 
@@ -218,8 +218,9 @@ def test_pipeline_signs_in_and_mood_events_carry_the_user(
     detector: BlazeFaceDetector,
     embedder: TFLiteFaceEmbedder,
 ) -> None:
-    from edge.app import Pipeline
     from edge.events import MoodChanged
+    from edge.pipeline import Pipeline
+    from edge.stats import Stats
 
     models = repo_root / "models"
     config_file = tmp_path / "config.yaml"
@@ -234,7 +235,7 @@ def test_pipeline_signs_in_and_mood_events_carry_the_user(
     samples, _ = embed_images(lfw["Colin_Powell"][:3], detector=detector, embedder=embedder)
     with UserStore.in_state_dir(config.state_dir()) as store:
         store.add_embeddings("colin", [s.vector for s in samples])
-    pipeline = Pipeline.from_config(config)
+    pipeline = Pipeline.from_config(config, Stats())
     assert pipeline.identity is not None
     image = cv2.imread(str(lfw["Colin_Powell"][5]))
     events: list[Event] = []
@@ -242,19 +243,19 @@ def test_pipeline_signs_in_and_mood_events_carry_the_user(
         events += pipeline.process(Frame(image, i * 0.25, i), wall_time=100.0 + i)
         assert pipeline.identity.wait_idle()
     signed_in = [e for e in events if isinstance(e, UserSignedIn)]
-    assert [(e.user, e.track_id) for e in signed_in] == [("colin", 1)]
+    assert [(e.user, e.face_id) for e in signed_in] == [("colin", 1)]
     moods = [e for e in events if isinstance(e, MoodChanged)]
     assert moods and all(e.user == "colin" for e in moods)
     assert {"align", "embed"} <= set(pipeline.stats.stage_ms)
-    pipeline.identity.close()
-    pipeline.identity.store.close()
+    pipeline.close()
 
 
 @pytest.mark.usefixtures("state_dir")
 def test_demo_config_without_users_reports_unknown(repo_root: Path) -> None:
-    from edge.app import Pipeline
+    from edge.pipeline import Pipeline
+    from edge.stats import Stats
 
-    pipeline = Pipeline.from_config(load_config(repo_root / "config.yaml"))
+    pipeline = Pipeline.from_config(load_config(repo_root / "config.yaml"), Stats())
     image = cv2.imread(str(repo_root / "tests" / "data" / "grace_hopper.jpg"))
     assert pipeline.identity is not None
     events: list[Event] = []
@@ -262,8 +263,7 @@ def test_demo_config_without_users_reports_unknown(repo_root: Path) -> None:
         events += pipeline.process(Frame(image, i * 0.25, i))
         assert pipeline.identity.wait_idle()
     assert [type(e) for e in events if isinstance(e, UnknownFace | UserSignedIn)] == [UnknownFace]
-    pipeline.identity.close()
-    pipeline.identity.store.close()
+    pipeline.close()
 
 
 def test_users_enrolled_by_another_process_are_picked_up(

@@ -24,7 +24,7 @@ from edge.identify.embed import TFLiteFaceEmbedder
 from edge.identify.stage import IdentityStage
 from edge.identify.store import UserStore
 from edge.identify.worker import EmbeddingWorker, EmbedJob
-from edge.track import Track, Tracker
+from edge.track import FaceTrack, Tracker
 
 
 class GatedEmbedder:
@@ -82,7 +82,7 @@ class Loop:
         self.stage, self.image, self.detector = stage, image, detector
         self.tracker = Tracker(timeout_s=1.0)
         self.index = 0
-        self.seen: list[Track] = []
+        self.seen: list[FaceTrack] = []
 
     def frame(self, empty: bool = False) -> list[Event]:
         now = self.index * 0.25
@@ -105,7 +105,7 @@ def test_the_loop_runs_on_while_a_face_is_being_embedded(
     events = [e for _ in range(10) for e in loop.frame()]
     assert events == []
     assert gated.calls == 1
-    assert loop.seen[0].data["user"] is None
+    assert loop.seen[0].user is None
     gated.gate.set()
     # Once embeddings complete, the track is decided (nobody enrolled: unknown).
     for _ in range(10):
@@ -141,14 +141,14 @@ def test_a_result_for_an_ended_track_is_dropped(
     loop = Loop(stage, *face_frames)
     loop.frame()
     assert gated.started.acquire(timeout=10)
-    track_id = loop.seen[0].track_id
+    face_id = loop.seen[0].face_id
     for _ in range(6):  # the face leaves; after the tracker's timeout its track ends
         loop.frame(empty=True)
     gated.gate.set()
     assert stage.wait_idle()
     loop.frame(empty=True)
-    assert stage.recognizer.decision(track_id).decided is False
-    assert track_id not in stage.recognizer._tracks  # nothing resurrected for a gone track
+    assert stage.recognizer.decision(face_id).decided is False
+    assert face_id not in stage.recognizer._tracks  # nothing resurrected for a gone track
 
 
 def test_worker_close_stops_the_thread_and_refuses_new_jobs(
@@ -178,4 +178,4 @@ def test_close_drops_queued_jobs_without_leaving_them_in_flight(gated: GatedEmbe
     worker.close(timeout=0.1)
     gated.gate.set()
     assert worker.wait_idle(timeout=10)
-    assert [r.job.track_id for r in worker.results()] == [1]
+    assert [r.job.face_id for r in worker.results()] == [1]

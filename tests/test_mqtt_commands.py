@@ -153,12 +153,17 @@ def test_a_failing_component_or_a_missing_one_does_not_stop_commands(
         service.stop()
 
 
-def test_remote_controls_find_parts_by_their_methods() -> None:
+def test_remote_controls_route_to_the_parts_they_are_given() -> None:
     music, identity = FakeMusic(), FakeIdentity()
-    controls = RemoteControls.find([object(), identity, music])
-    assert controls.music is music
-    assert controls.identity is identity
-    assert RemoteControls.find([]).state() == {}
+    controls = RemoteControls(music=music, identity=identity)
+    controls.player("NEXT")
+    controls.forget("nobody")
+    assert [name for name, _ in music.calls] == ["next"]
+    assert identity.calls == [("forget", "nobody")]
+    # A moodbox without music answers with an empty state and ignores player commands.
+    bare = RemoteControls()
+    assert bare.state() == {}
+    bare.player("PLAY")
 
 
 # --- property-based: any bytes on any command topic ---

@@ -73,11 +73,11 @@ def test_state_and_event_topics_follow_the_contract(mosquitto: MosquittoBroker) 
             "count": 0,
         }
         now = time.time()
-        service.emit(UserSignedIn(time=now, user="alice", track_id=3))
+        service.emit(UserSignedIn(time=now, user="alice", face_id=3))
         service.emit(
             MoodChanged(
                 time=now,
-                track_id=3,
+                face_id=3,
                 mood="happy",
                 previous=None,
                 probabilities=PROBS,
@@ -85,7 +85,7 @@ def test_state_and_event_topics_follow_the_contract(mosquitto: MosquittoBroker) 
                 user="alice",
             )
         )
-        service.emit(UnknownFace(time=now, track_id=4))
+        service.emit(UnknownFace(time=now, face_id=4))
         service.emit(
             TrackStarted(
                 time=now, title="Morning", artist="Ann", mood="happy", user="alice", path="/m.mp3"
@@ -103,7 +103,7 @@ def test_state_and_event_topics_follow_the_contract(mosquitto: MosquittoBroker) 
             )
         )
         service.emit(UserSignedOut(time=now + 1, user="alice"))
-        service.emit(FaceLost(time=now + 1, track_id=3, last_mood="happy"))
+        service.emit(FaceLost(time=now + 1, face_id=3, last_mood="happy"))
 
         mood = recorder.wait_for(lambda m: m.topic == t("mood") and m.text == "happy")
         assert mood.qos == 1
@@ -177,11 +177,11 @@ def test_household_mood_is_the_latest_face_and_falls_back(mosquitto: MosquittoBr
     recorder = Recorder(mosquitto, t("mood"))
     service, _ = started_service(mosquitto)
     try:
-        for track_id, mood in ((1, "sad"), (2, "happy")):
+        for face_id, mood in ((1, "sad"), (2, "happy")):
             service.emit(
                 MoodChanged(
                     time=time.time(),
-                    track_id=track_id,
+                    face_id=face_id,
                     mood=mood,
                     previous=None,
                     probabilities=PROBS,
@@ -190,9 +190,9 @@ def test_household_mood_is_the_latest_face_and_falls_back(mosquitto: MosquittoBr
             )
         recorder.wait_for(lambda m: m.text == "happy")
         n = recorder.count()
-        service.emit(FaceLost(time=time.time(), track_id=2, last_mood="happy"))
+        service.emit(FaceLost(time=time.time(), face_id=2, last_mood="happy"))
         assert recorder.wait_for(lambda m: True, after=n).text == "sad"
-        service.emit(FaceLost(time=time.time(), track_id=1, last_mood="sad"))
+        service.emit(FaceLost(time=time.time(), face_id=1, last_mood="sad"))
         assert recorder.wait_for(lambda m: True, after=n + 1).text == "none"
     finally:
         service.stop()
@@ -237,7 +237,7 @@ def test_retained_state_is_republished_after_the_broker_forgot_it(
 ) -> None:
     service, publisher = started_service(mosquitto)
     try:
-        service.emit(UserSignedIn(time=time.time(), user="bob", track_id=1))
+        service.emit(UserSignedIn(time=time.time(), user="bob", face_id=1))
         first = Recorder(mosquitto, t("presence"))
         first.wait_for(lambda m: b"bob" in m.payload)
         first.close()

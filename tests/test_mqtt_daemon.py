@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mqtt_broker import MosquittoBroker, Recorder
-from mqtt_fakes import FakeIdentity
 
-from edge.app import build_services
+from edge.app import build
 from edge.config import load_config
-from edge.control import MusicControl, RemoteControls
+from edge.control import RemoteControls
+from edge.music.controller import MusicController
 from edge.publish.service import MqttService
 
 PREFIX = "moodbox/moodbox"  # the default: moodbox/<general.device_id>
@@ -54,7 +55,7 @@ def test_daemon_publishes_the_contract_when_a_host_is_set(
         assert json.loads(discovery.text)["cmps"]["mood"]["state_topic"] == f"{PREFIX}/mood"
         events = [json.loads(m.text) for m in recorder.on(f"{PREFIX}/events")]
         moods = [e for e in events if e["type"] == "mood_changed"]
-        assert len({e["track_id"] for e in moods}) == 2  # the demo's two portraits
+        assert len({e["face_id"] for e in moods}) == 2  # the demo's two portraits
         assert {m.text for m in recorder.on(f"{PREFIX}/mood")} >= {moods[-1]["mood"]}
         stats = json.loads(recorder.topic(f"{PREFIX}/stats").text)
         assert {"detect", "classify"} <= set(stats["stage_ms"])
@@ -63,16 +64,23 @@ def test_daemon_publishes_the_contract_when_a_host_is_set(
         recorder.close()
 
 
-def test_build_services_routes_commands_to_music_and_identity(tmp_path: Path) -> None:
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text("general:\n  device_id: den\n")
-    config = load_config(config_file, environ={"MOODBOX_MQTT_HOST": "127.0.0.1"})
-    identity = FakeIdentity()
-    services = build_services(config, parts=[identity, None])
-    mqtt = next(s for s in services if isinstance(s, MqttService))
-    controls = mqtt.controls
-    assert isinstance(controls, RemoteControls)
-    assert controls.identity is identity
-    music = [s for s in services if isinstance(s, MusicControl)]
-    assert controls.music is (music[0] if music else None)
-    assert services.index(mqtt) > max((services.index(m) for m in music), default=-1)
+def test_build_routes_commands_to_music_and_identity(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    config = load_config(repo_root / "config.yaml", environ={"MOODBOX_MQTT_HOST": "127.0.0.1"})
+    app = build(config)
+    try:
+        services = app.services
+        mqtt = next(s for s in services if isinstance(s, MqttService))
+        controls = mqtt.controls
+        assert isinstance(controls, RemoteControls)
+        assert controls.identity is app.pipeline.identity is not None
+        music = next(s for s in services if isinstance(s, MusicController))
+        assert controls.music is music
+        # MQTT after the parts it drives; both see every event, after the household.
+        assert services.index(mqtt) > services.index(music)
+        assert music in app.sinks and mqtt in app.sinks
+        assert mqtt.household is app.household
+    finally:
+        app.pipeline.close()

@@ -14,7 +14,7 @@ from mqtt_fakes import PREFIX, started_service
 
 from edge.classify import EMOTIONS
 from edge.cli import main
-from edge.config import load_config
+from edge.config import MoodboxConfig, load_config
 from edge.errors import ConfigError
 from edge.publish.contract import EVENT_TYPES, TOPIC, TOPICS
 from edge.publish.discovery import build_discovery, discovery_topic
@@ -168,17 +168,24 @@ def test_cli_reports_an_unreachable_broker(
 
 
 def test_mqtt_is_off_by_default_and_on_with_the_environment(
-    tmp_path: Path, clean_env: None
+    tmp_path: Path, clean_env: None, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edge.app import build_services
+    from edge.app import build
     from edge.publish.service import MqttService
 
-    config_file = write_config(tmp_path, "general:\n  device_id: kitchen\n")
-    off = load_config(config_file, environ={})
+    def services_of(config: MoodboxConfig) -> list[object]:
+        app = build(config)
+        app.pipeline.close()
+        return list(app.services)
+
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    config_file = repo_root / "config.yaml"
+    kitchen = {"MOODBOX_GENERAL_DEVICE_ID": "kitchen", "MOODBOX_MUSIC_ENABLED": "false"}
+    off = load_config(config_file, environ=kitchen)
     assert off.mqtt.host is None
-    assert not any(isinstance(s, MqttService) for s in build_services(off))
-    on = load_config(config_file, environ={"MOODBOX_MQTT_HOST": "broker.local"})
-    services = [s for s in build_services(on) if isinstance(s, MqttService)]
+    assert not any(isinstance(s, MqttService) for s in services_of(off))
+    on = load_config(config_file, environ={**kitchen, "MOODBOX_MQTT_HOST": "broker.local"})
+    services = [s for s in services_of(on) if isinstance(s, MqttService)]
     assert len(services) == 1
     assert services[0].prefix == "moodbox/kitchen"
     settings = BrokerSettings.from_config(on, environ={})

@@ -18,12 +18,12 @@ EVENTS = TOPIC["events"].full(PREFIX)
 
 
 def event_ids(recorder: Recorder) -> list[int]:
-    return [json.loads(m.text)["track_id"] for m in recorder.on(EVENTS)]
+    return [json.loads(m.text)["face_id"] for m in recorder.on(EVENTS)]
 
 
 def emit_events(service: MqttService, ids: range) -> None:
-    for track_id in ids:
-        service.emit(UnknownFace(time=time.time(), track_id=track_id))
+    for face_id in ids:
+        service.emit(UnknownFace(time=time.time(), face_id=face_id))
 
 
 def test_broker_restart_mid_stream_loses_no_qos1_event(

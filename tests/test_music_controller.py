@@ -44,13 +44,13 @@ def library(per_mood: int = 6) -> Library:
     )
 
 
-def mood(label: str, track_id: int = 1, user: str | None = None, p: float = 0.8) -> MoodChanged:
+def mood(label: str, face_id: int = 1, user: str | None = None, p: float = 0.8) -> MoodChanged:
     rest = (1 - p) / 6
     probs = dict.fromkeys(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"), rest)
     probs[label] = p
     return MoodChanged(
         time=0,
-        track_id=track_id,
+        face_id=face_id,
         mood=label,
         previous=None,
         probabilities=probs,
@@ -59,8 +59,8 @@ def mood(label: str, track_id: int = 1, user: str | None = None, p: float = 0.8)
     )
 
 
-def sustained(label: str, track_id: int = 1) -> MoodSustained:
-    return MoodSustained(time=0, track_id=track_id, mood=label)
+def sustained(label: str, face_id: int = 1) -> MoodSustained:
+    return MoodSustained(time=0, face_id=face_id, mood=label)
 
 
 class Rig:
@@ -233,13 +233,13 @@ def test_undecodable_track_is_skipped_and_never_retried() -> None:
 
 def test_several_people_blend_and_lost_faces_leave() -> None:
     rig = Rig()
-    rig.send(mood("happy", track_id=1, user="ann"))
-    rig.send(mood("sad", track_id=2, user="bob", p=0.9))
+    rig.send(mood("happy", face_id=1, user="ann"))
+    rig.send(mood("sad", face_id=2, user="bob", p=0.9))
     rig.run(0.4)
     assert rig.music.listeners() == ["ann", "bob"]
     assert rig.started()[0].user == "ann, bob"
     assert rig.music.mood == "sad"  # bob's clearer mood leads the blend
-    rig.send(FaceLost(time=0, track_id=2, last_mood="sad", user="bob"))
+    rig.send(FaceLost(time=0, face_id=2, last_mood="sad", user="bob"))
     rig.run(0.2)
     assert rig.music.listeners() == ["ann"]
     assert rig.music.mood == "happy"

@@ -159,11 +159,13 @@ def test_dump_threads_names_every_thread(caplog: pytest.LogCaptureFixture) -> No
 def test_the_notifier_is_the_last_service_so_ready_means_everything_started(
     clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from edge.app import build_services
+    from edge.app import build
     from edge.config import load_config
 
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
     config = load_config(environ={"MOODBOX_MUSIC_ENABLED": "false"})
-    services = build_services(config)
+    app = build(config)
+    app.pipeline.close()
+    services = app.services
     assert isinstance(services[-1], SystemdNotifyService)
     assert sum(isinstance(s, SystemdNotifyService) for s in services) == 1

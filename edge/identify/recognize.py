@@ -145,27 +145,27 @@ class Recognizer:
         for state in self._tracks.values():
             state.decision = self._decide(state.vectors)
 
-    def wants_embedding(self, track_id: int, now: float) -> bool:
-        state = self._tracks.get(track_id)
+    def wants_embedding(self, face_id: int, now: float) -> bool:
+        state = self._tracks.get(face_id)
         if state is None:
             return True
         gap = self.sample_gap_s if len(state.vectors) < self.min_frames else self.refresh_s
         return now - state.last_embedded >= gap
 
-    def observe(self, track_id: int, vector: np.ndarray, now: float) -> Decision:
-        state = self._tracks.setdefault(track_id, _TrackState())
+    def observe(self, face_id: int, vector: np.ndarray, now: float) -> Decision:
+        state = self._tracks.setdefault(face_id, _TrackState())
         state.vectors.append(np.asarray(vector, dtype=np.float32))
         del state.vectors[: -self.max_frames]
         state.last_embedded = now
         state.decision = self._decide(state.vectors)
         return state.decision
 
-    def decision(self, track_id: int) -> Decision:
-        state = self._tracks.get(track_id)
+    def decision(self, face_id: int) -> Decision:
+        state = self._tracks.get(face_id)
         return state.decision if state is not None else UNDECIDED
 
-    def drop(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
+    def drop(self, face_id: int) -> None:
+        self._tracks.pop(face_id, None)
 
     def _decide(self, vectors: list[np.ndarray]) -> Decision:
         if not vectors:

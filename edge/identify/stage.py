@@ -25,13 +25,13 @@ from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
 from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
 from edge.identify.align import align_face
-from edge.identify.embed import FaceEmbedder, TFLiteFaceEmbedder, mirrored
+from edge.identify.embed import FaceEmbedder, mirrored
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, measure_quality
 from edge.identify.recognize import Gallery, Presence, Recognizer
 from edge.identify.store import UserStore, check_name
 from edge.identify.worker import EmbeddingWorker, EmbedJob
 from edge.stats import Stats
-from edge.track import Track
+from edge.track import FaceTrack
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class IdentityStage:
         self._active: set[int] = set()  # tracks seen and not yet expired
         self._worker = EmbeddingWorker(embedder) if config.background else None
         self.last_enrolment: tuple[str, str | None] | None = None  # (name, error)
+        self._owns_store = False  # from_config opened the store, so close() closes it
         # Debug face images past retention go at start-up too, even with debugging off now.
         pruned = store.prune_debug_images(clock() - config.debug_retention_days * 86400)
         if pruned:
@@ -89,11 +90,17 @@ class IdentityStage:
 
     @classmethod
     def from_config(cls, config: MoodboxConfig, stats: Stats | None = None) -> IdentityStage:
-        embedder = TFLiteFaceEmbedder(
-            config.resolve(config.identify.model), threads=config.identify.threads
-        )
+        from edge.backends import make_embedder
+
+        embedder = make_embedder(config)
         store = UserStore.in_state_dir(config.state_dir())
-        return cls(config.identify, embedder=embedder, store=store, stats=stats)
+        try:
+            stage = cls(config.identify, embedder=embedder, store=store, stats=stats)
+        except BaseException:
+            store.close()
+            raise
+        stage._owns_store = True
+        return stage
 
     def reload(self) -> None:
         """Re-read the enrolled users from the store."""
@@ -123,8 +130,8 @@ class IdentityStage:
     def process(
         self,
         frame: Frame,
-        seen: Sequence[Track],
-        expired: Sequence[Track],
+        seen: Sequence[FaceTrack],
+        expired: Sequence[FaceTrack],
         now: float,
         wall_time: float | None = None,
     ) -> list[Event]:
@@ -133,30 +140,30 @@ class IdentityStage:
         self._check_store(now)
         events = self._handle_requests(now, stamp)
         for track in expired:
-            self.recognizer.drop(track.track_id)
-            self._reported_unknown.discard(track.track_id)
-            self._active.discard(track.track_id)
+            self.recognizer.drop(track.face_id)
+            self._reported_unknown.discard(track.face_id)
+            self._active.discard(track.face_id)
         self._take_results()
         session = self._session
         collecting = session is not None and session.wants(len(seen))
         for track in seen:
-            self._active.add(track.track_id)
+            self._active.add(track.face_id)
             # A track whose last face is still on the worker waits for that result.
-            busy = self._worker is not None and self._worker.pending(track.track_id)
-            if not busy and (collecting or self.recognizer.wants_embedding(track.track_id, now)):
+            busy = self._worker is not None and self._worker.pending(track.face_id)
+            if not busy and (collecting or self.recognizer.wants_embedding(track.face_id, now)):
                 self._embed(frame, track, now, collect=collecting)
-            decision = self.recognizer.decision(track.track_id)
-            track.data["user"] = decision.user
+            decision = self.recognizer.decision(track.face_id)
+            track.user = decision.user
             if decision.decided and decision.user is None:
-                if track.track_id not in self._reported_unknown:
-                    self._reported_unknown.add(track.track_id)
-                    events.append(UnknownFace(time=stamp, track_id=track.track_id))
+                if track.face_id not in self._reported_unknown:
+                    self._reported_unknown.add(track.face_id)
+                    events.append(UnknownFace(time=stamp, face_id=track.face_id))
             else:
-                self._reported_unknown.discard(track.track_id)
-        users = {t.data["user"]: t.track_id for t in seen if t.data.get("user")}
+                self._reported_unknown.discard(track.face_id)
+        users = {t.user: t.face_id for t in seen if t.user}
         signed_in, signed_out = self.presence.update(now, users)
         for user in signed_in:
-            events.append(UserSignedIn(time=stamp, user=user, track_id=users[user]))
+            events.append(UserSignedIn(time=stamp, user=user, face_id=users[user]))
             self.store.touch(user, self._clock())
         for user in signed_out:
             events.append(UserSignedOut(time=stamp, user=user))
@@ -165,24 +172,24 @@ class IdentityStage:
             events.extend(self._finish_enrolment(session, stamp))
         return events
 
-    def _embed(self, frame: Frame, track: Track, now: float, *, collect: bool) -> None:
+    def _embed(self, frame: Frame, track: FaceTrack, now: float, *, collect: bool) -> None:
         with self.stats.timed("align"):
             aligned = align_face(frame.image, track.detection.keypoints)
         # Every other embedding of a track is of the mirror image: the track's mean
         # then averages each view with its mirror (a flip test) at no extra cost.
-        count = int(track.data.get("embeddings", 0))
+        count = track.embeddings
         view = mirrored(aligned) if count % 2 else aligned
         sample: _Pending | None = None
         if collect and self._session is not None:
             sample = _Pending(self._session, aligned, measure_quality(track.detection, aligned))
         if self._worker is not None:
-            if self._worker.submit(EmbedJob(track.track_id, view, now, sample)):
-                track.data["embeddings"] = count + 1
+            if self._worker.submit(EmbedJob(track.face_id, view, now, sample)):
+                track.embeddings = count + 1
             return  # a full queue: this track tries again on the next frame
-        track.data["embeddings"] = count + 1
+        track.embeddings = count + 1
         with self.stats.timed("embed"):
             vector = self.embedder.embed(view)
-        self._observe(track.track_id, vector, now, sample)
+        self._observe(track.face_id, vector, now, sample)
 
     def _check_store(self, now: float) -> None:
         if abs(now - self._checked_at) >= RELOAD_CHECK_S:
@@ -198,15 +205,15 @@ class IdentityStage:
         for result in self._worker.results():
             self.stats.record("embed", result.ms)
             job = result.job
-            if result.vector is None or job.track_id not in self._active:
+            if result.vector is None or job.face_id not in self._active:
                 continue  # the embedding failed (logged), or the track has ended
             tag = job.tag if isinstance(job.tag, _Pending) else None
-            self._observe(job.track_id, result.vector, job.submitted, tag)
+            self._observe(job.face_id, result.vector, job.submitted, tag)
 
     def _observe(
-        self, track_id: int, vector: np.ndarray, now: float, sample: _Pending | None
+        self, face_id: int, vector: np.ndarray, now: float, sample: _Pending | None
     ) -> None:
-        self.recognizer.observe(track_id, vector, now)
+        self.recognizer.observe(face_id, vector, now)
         # A sample for an enrolment that has since finished or been replaced is dropped.
         if sample is not None and sample.session is self._session:
             sample.session.offer(Sample(vector, sample.aligned, sample.quality, now))
@@ -217,9 +224,11 @@ class IdentityStage:
         return self._worker is None or self._worker.wait_idle(timeout)
 
     def close(self) -> None:
-        """Stop the embedding worker (the store is closed by its owner)."""
+        """Stop the embedding worker; close the store if this stage opened it."""
         if self._worker is not None:
             self._worker.close()
+        if self._owns_store:
+            self.store.close()
 
     def _handle_requests(self, now: float, stamp: float) -> list[Event]:
         events: list[Event] = []

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class EmbedJob:
     """One face to embed for a track; ``tag`` is the submitter's own (e.g. an enrolment)."""
 
-    track_id: int
+    face_id: int
     face: np.ndarray
     submitted: float
     tag: object = None
@@ -61,7 +61,7 @@ class EmbeddingWorker:
     def submit(self, job: EmbedJob) -> bool:
         """Queue ``job``; False (try again on a later frame) if its track has one queued
         already or the queue is full."""
-        if job.track_id in self._pending or not self._thread.is_alive():
+        if job.face_id in self._pending or not self._thread.is_alive():
             return False
         with self._idle:
             self._busy += 1
@@ -71,11 +71,11 @@ class EmbeddingWorker:
             with self._idle:
                 self._busy -= 1
             return False
-        self._pending.add(job.track_id)
+        self._pending.add(job.face_id)
         return True
 
-    def pending(self, track_id: int) -> bool:
-        return track_id in self._pending
+    def pending(self, face_id: int) -> bool:
+        return face_id in self._pending
 
     def results(self) -> list[EmbedResult]:
         """Every result finished since the last call, oldest first."""
@@ -85,7 +85,7 @@ class EmbeddingWorker:
                 result = self._results.get_nowait()
             except queue.Empty:
                 return done
-            self._pending.discard(result.job.track_id)
+            self._pending.discard(result.job.face_id)
             done.append(result)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:

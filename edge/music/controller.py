@@ -31,6 +31,8 @@ from edge.events import (
     PlayerState,
     StatusChanged,
     TrackStarted,
+    UserSignedIn,
+    UserSignedOut,
 )
 from edge.music.library import Library, Track, scan_library
 from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
@@ -148,19 +150,19 @@ class MusicController:
     def emit(self, event: Event) -> None:
         """Every app event; only state changes here, the player is driven from ``poll``."""
         if isinstance(event, MoodChanged):
-            self._faces[event.track_id] = (dict(event.probabilities), event.user)
+            self._faces[event.face_id] = (dict(event.probabilities), event.user)
             self._changed = True
         elif isinstance(event, MoodSustained):
-            self._sustained[event.track_id] = event.mood
+            self._sustained[event.face_id] = event.mood
         elif isinstance(event, FaceLost):
-            self._sustained.pop(event.track_id, None)
-            if self._faces.pop(event.track_id, None) is not None:
+            self._sustained.pop(event.face_id, None)
+            if self._faces.pop(event.face_id, None) is not None:
                 self._changed = True
-        elif event.type == "user_signed_in" and getattr(event, "user", None):
-            self._signed_in.add(str(event.user))  # type: ignore[attr-defined]
+        elif isinstance(event, UserSignedIn):
+            self._signed_in.add(event.user)
             self._changed = True
-        elif event.type == "user_signed_out" and getattr(event, "user", None):
-            self._signed_in.discard(str(event.user))  # type: ignore[attr-defined]
+        elif isinstance(event, UserSignedOut):
+            self._signed_in.discard(event.user)
             self._changed = True
 
     def poll(self, now: float) -> None:

@@ -73,11 +73,12 @@ TOPICS: tuple[Topic, ...] = (
         "state",
         True,
         1,
-        "JSON: mood, probabilities (label → 0..1), user (or null), track_id, faces "
+        "JSON: mood, probabilities (label → 0..1), user (or null), face_id (also as "
+        "track_id, its old name, until the next release), faces "
         "(faces with a mood in view), time (ISO-8601)",
         '{"mood":"happy","probabilities":{"angry":0.02,"disgust":0.0,"fear":0.03,'
         '"happy":0.81,"sad":0.04,"surprise":0.03,"neutral":0.07},"user":"alice",'
-        '"track_id":3,"faces":1,"time":"2026-11-27T07:34:25.601+00:00"}',
+        '"face_id":3,"faces":1,"time":"2026-11-27T07:34:25.601+00:00"}',
     ),
     Topic(
         "presence",
@@ -117,7 +118,7 @@ TOPICS: tuple[Topic, ...] = (
         "JSON: type and event_type (one of " + ", ".join(EVENT_TYPES) + "), time (ISO-8601) "
         "and the event's fields (see Events); kept in a bounded queue while the broker is away",
         '{"type":"user_signed_in","event_type":"user_signed_in",'
-        '"time":"2026-11-27T07:34:25.601+00:00","user":"alice","track_id":3}',
+        '"time":"2026-11-27T07:34:25.601+00:00","user":"alice","face_id":3}',
     ),
     Topic(
         "stats",

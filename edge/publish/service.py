@@ -11,14 +11,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from edge import __version__
 from edge.config import MoodboxConfig
 from edge.control import CommandDispatcher, Controls, RemoteControls
-from edge.events import Event
+from edge.events import (
+    Event,
+    FaceLost,
+    MoodChanged,
+    PlayerState,
+    TrackStarted,
+    UserSignedIn,
+    UserSignedOut,
+    iso_time,
+)
+from edge.household import Aspect, Household
 from edge.publish.contract import EVENT_TYPES, NO_MOOD, ONLINE, TOPIC
 from edge.publish.discovery import birth_topic, build_discovery, discovery_topic
 from edge.publish.mqtt import BrokerSettings, MqttPublisher, Publisher, topic_prefix
@@ -42,83 +53,51 @@ def read_cpu_temp(path: Path = CPU_TEMP_FILE) -> float | None:
         return None
 
 
-class HouseholdState:
-    """Pure bookkeeping: event dicts in, retained state payloads (topic key → text) out."""
-
-    def __init__(self) -> None:
-        self._faces: dict[int, dict[str, Any]] = {}  # track id → latest mood_changed, in order
-        self._present: dict[str, str] = {}  # user → sign-in time, in sign-in order
-
-    def initial(self) -> dict[str, str]:
-        return {**self._mood(), **self._presence()}
-
-    def apply(self, event: dict[str, Any]) -> dict[str, str]:
-        handler = self._HANDLERS.get(str(event.get("type")))
-        return handler(self, event) if handler else {}
-
-    def _on_mood_changed(self, event: dict[str, Any]) -> dict[str, str]:
-        track_id = int(event["track_id"])
-        self._faces.pop(track_id, None)  # re-insert: the latest change comes last
-        self._faces[track_id] = event
-        return self._mood()
-
-    def _on_face_lost(self, event: dict[str, Any]) -> dict[str, str]:
-        if self._faces.pop(int(event["track_id"]), None) is None:
-            return {}
-        return self._mood()
-
-    def _on_signed_in(self, event: dict[str, Any]) -> dict[str, str]:
-        user = str(event["user"])
-        self._present.pop(user, None)
-        self._present[user] = str(event.get("time"))
-        return self._presence()
-
-    def _on_signed_out(self, event: dict[str, Any]) -> dict[str, str]:
-        if self._present.pop(str(event["user"]), None) is None:
-            return {}
-        return self._presence()
-
-    def _on_player(self, event: dict[str, Any]) -> dict[str, str]:
-        return player_payloads(event)
-
-    def _on_track_started(self, event: dict[str, Any]) -> dict[str, str]:
-        return player_payloads({**event, "state": "playing"})
-
-    _HANDLERS: ClassVar[dict[str, Callable[[HouseholdState, dict[str, Any]], dict[str, str]]]] = {
-        "mood_changed": _on_mood_changed,
-        "face_lost": _on_face_lost,
-        "user_signed_in": _on_signed_in,
-        "user_signed_out": _on_signed_out,
-        "player_state": _on_player,
-        "track_started": _on_track_started,
+def mood_payloads(household: Household) -> dict[str, str]:
+    """The retained mood topics: the household mood and its attributes."""
+    latest = household.mood
+    attributes: dict[str, Any] = {
+        "mood": latest.mood if latest else NO_MOOD,
+        "probabilities": latest.probabilities if latest else {},
+        "user": latest.user if latest else None,
+        "face_id": latest.face_id if latest else None,
+        # The old name of face_id, kept for one release for existing HA templates.
+        "track_id": latest.face_id if latest else None,
+        "faces": len(household.faces),
+        "time": iso_time(latest.time) if latest else None,
     }
+    return {"mood": str(attributes["mood"]), "mood/attributes": _json(attributes)}
 
-    def _mood(self) -> dict[str, str]:
-        if not self._faces:
-            attributes: dict[str, Any] = {
-                "mood": NO_MOOD,
-                "probabilities": {},
-                "user": None,
-                "track_id": None,
-                "faces": 0,
-                "time": None,
-            }
+
+def presence_payloads(household: Household) -> dict[str, str]:
+    """The retained presence topic: who is signed in."""
+    users = household.present
+    payload = {"users": users, "user": household.latest_arrival, "count": len(users)}
+    return {"presence": _json(payload)}
+
+
+def household_payloads(household: Household, aspects: Iterable[Aspect]) -> dict[str, str]:
+    """The retained state payloads for the given parts of the household."""
+    out: dict[str, str] = {}
+    for aspect in aspects:
+        if aspect == "faces":
+            out.update(mood_payloads(household))
+        elif aspect == "presence":
+            out.update(presence_payloads(household))
         else:
-            latest = next(reversed(self._faces.values()))
-            attributes = {
-                "mood": latest["mood"],
-                "probabilities": latest.get("probabilities", {}),
-                "user": latest.get("user"),
-                "track_id": latest["track_id"],
-                "faces": len(self._faces),
-                "time": latest.get("time"),
-            }
-        return {"mood": str(attributes["mood"]), "mood/attributes": _json(attributes)}
+            out.update(player_payloads(asdict(household.player)))
+    return out
 
-    def _presence(self) -> dict[str, str]:
-        users = sorted(self._present)
-        latest = next(reversed(self._present)) if self._present else None
-        return {"presence": _json({"users": users, "user": latest, "count": len(users)})}
+
+# Which retained topics an event can change (the household has applied it already).
+_ASPECTS: dict[type[Event], tuple[Aspect, ...]] = {
+    MoodChanged: ("faces",),
+    FaceLost: ("faces",),
+    UserSignedIn: ("presence",),
+    UserSignedOut: ("presence",),
+    PlayerState: ("player",),
+    TrackStarted: ("player",),
+}
 
 
 def player_payloads(state: dict[str, Any]) -> dict[str, str]:
@@ -174,6 +153,7 @@ class MqttService:
         device_id: str,
         discovery_prefix: str | None = "homeassistant",
         controls: Controls | None = None,
+        household: Household | None = None,
         stats: Stats | None = None,
         stats_interval_s: float = 30.0,
         command_max_bytes: int = 1024,
@@ -188,7 +168,10 @@ class MqttService:
         self.stats = stats or Stats()
         self.stats_interval_s = stats_interval_s
         self.dispatcher = CommandDispatcher(self.controls, max_bytes=command_max_bytes)
-        self.household = HouseholdState()
+        # A household given by the app is kept by the app (it applies each event before
+        # the sinks); a standalone service (tools, tests) keeps and feeds its own.
+        self._own_household = household is None
+        self.household = household or Household()
         self._clock = clock
         self._cpu_temp = cpu_temp
         self._next_stats = 0.0
@@ -201,6 +184,7 @@ class MqttService:
         *,
         stats: Stats | None = None,
         controls: Controls | None = None,
+        household: Household | None = None,
         publisher: Publisher | None = None,
     ) -> MqttService:
         mqtt_config = config.mqtt
@@ -210,6 +194,7 @@ class MqttService:
             device_id=config.general.device_id,
             discovery_prefix=mqtt_config.discovery_prefix if mqtt_config.discovery else None,
             controls=controls,
+            household=household,
             stats=stats,
             stats_interval_s=mqtt_config.stats_interval_s,
             command_max_bytes=mqtt_config.command_max_bytes,
@@ -223,20 +208,24 @@ class MqttService:
             subscriptions.append(birth_topic(self.discovery_prefix))
         self.publisher.start(self._on_message, subscriptions)
         self.publish_discovery()
-        for key, payload in self.household.initial().items():
+        for key, payload in household_payloads(self.household, ("faces", "presence")).items():
             self._state(key, payload)
         self._refresh_control_state()
         self._next_stats = self._clock()
 
     def emit(self, event: Event) -> None:
-        data = event.to_dict()
-        if data["type"] in EVENT_TYPES:
+        """Publish the event (if it is in the contract) and the state it changed."""
+        if event.type in EVENT_TYPES:
+            data = event.to_dict()
             self.publisher.publish(
                 TOPIC["events"].full(self.prefix),
-                _json({"type": data["type"], "event_type": data["type"], **data}),
+                _json({"type": event.type, "event_type": event.type, **data}),
                 qos=TOPIC["events"].qos,
             )
-        for key, payload in self.household.apply(data).items():
+        if self._own_household:
+            self.household.apply(event)
+        aspects = _ASPECTS.get(type(event), ())
+        for key, payload in household_payloads(self.household, aspects).items():
             self._state(key, payload)
 
     def poll(self, now: float) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from edge.cli import main
 from edge.identify.embed import normalise
-from edge.identify.evaluate import (
+from edge.measure.face_eval import (
     VIEWS,
     Embedded,
     best_threshold,

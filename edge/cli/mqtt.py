@@ -9,12 +9,12 @@ import threading
 import time
 from typing import Any
 
-from edge.cli import _config_arg, config_from_args
+from edge.cli.common import EXIT_FAILED, config_from_args, config_parent
 from edge.publish.contract import TOPICS
 from edge.publish.discovery import discovery_topic
 from edge.publish.mqtt import BrokerSettings, make_client, topic_prefix
 
-EXIT_NO_BROKER = 1
+EXIT_NO_BROKER = EXIT_FAILED
 
 
 def _connect(args: argparse.Namespace, timeout_s: float) -> tuple[Any, BrokerSettings] | None:
@@ -76,10 +76,12 @@ def cmd_mqtt_check(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    config = config_parent()
     remove = subparsers.add_parser(
-        "ha-remove", help="remove this moodbox from Home Assistant (empty retained discovery)"
+        "ha-remove",
+        parents=[config],
+        help="remove this moodbox from Home Assistant (empty retained discovery)",
     )
-    _config_arg(remove)
     remove.add_argument(
         "--purge-state", action="store_true", help="also clear the retained state topics"
     )
@@ -87,9 +89,10 @@ def register(subparsers: Any) -> None:
     remove.set_defaults(func=cmd_ha_remove)
 
     check = subparsers.add_parser(
-        "mqtt-check", help="connect to the broker and print this moodbox's retained topics"
+        "mqtt-check",
+        parents=[config],
+        help="connect to the broker and print this moodbox's retained topics",
     )
-    _config_arg(check)
     check.add_argument("--seconds", type=float, default=1.0, help="how long to listen")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     check.set_defaults(func=cmd_mqtt_check)

@@ -8,18 +8,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edge.cli.common import config_from_args, config_parent
 from edge.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
     """Add the `music` command and its subcommands."""
-    from edge.cli import _config_arg
-
+    config = config_parent()
     music = subparsers.add_parser("music", help="music library and listening preferences")
     sub = music.add_subparsers(dest="music_command", required=True)
 
-    scan = sub.add_parser("scan", help="scan the music folders (incremental) and list the moods")
-    _config_arg(scan)
+    scan = sub.add_parser(
+        "scan", parents=[config], help="scan the music folders (incremental) and list the moods"
+    )
     scan.add_argument("--tracks", action="store_true", help="one line per track")
     scan.set_defaults(func=cmd_scan)
 
@@ -28,8 +29,7 @@ def register(subparsers: Any) -> None:
         ("skip", "the listener skipped this track in this mood"),
         ("replay", "the listener played this track again"),
     ):
-        feedback = sub.add_parser(kind, help=f"record: {text}")
-        _config_arg(feedback)
+        feedback = sub.add_parser(kind, parents=[config], help=f"record: {text}")
         feedback.add_argument("--user", default=None, help="who (default: the household)")
         feedback.add_argument(
             "--track", default=None, help="track id or path (default: what is playing now)"
@@ -37,15 +37,15 @@ def register(subparsers: Any) -> None:
         feedback.add_argument("--mood", default=None, help="mood (default: the current one)")
         feedback.set_defaults(func=cmd_feedback, kind=kind)
 
-    prefs = sub.add_parser("prefs", help="show a listener's preference weights in a mood")
-    _config_arg(prefs)
+    prefs = sub.add_parser(
+        "prefs", parents=[config], help="show a listener's preference weights in a mood"
+    )
     prefs.add_argument("--user", default=None)
     prefs.add_argument("--mood", default="neutral")
     prefs.set_defaults(func=cmd_prefs)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from edge.cli import config_from_args
     from edge.music.controller import LIBRARY_CACHE
     from edge.music.library import scan_library
 
@@ -66,7 +66,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from edge.cli import config_from_args
     from edge.music.controller import LIBRARY_CACHE, NOW_PLAYING, PREFERENCES_DB
     from edge.music.library import scan_library
     from edge.music.preferences import PreferenceStore
@@ -99,7 +98,6 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs(args: argparse.Namespace) -> int:
-    from edge.cli import config_from_args
     from edge.music.controller import PREFERENCES_DB
     from edge.music.preferences import PreferenceStore
 

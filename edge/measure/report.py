@@ -18,20 +18,14 @@ Measured, per run:
     builds the pipeline and processes frames like ``moodbox run``;
   * the `fer` package's pipeline on the same frames, in its own environment
     (``scripts/setup-fer-baseline``), and our fps as a multiple of it;
-  * a Raspberry Pi 4 projection from operation counts (edge.projection).
+  * a Raspberry Pi 4 projection from operation counts (edge.measure.projection).
 
 No figure here is asserted by a test: tests only check the output's shape.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-from pathlib import Path
 from typing import Any
-
-from edge.config import REPO_ROOT
 
 STAGES = ("capture", "detect", "align", "embed", "classify", "decide")
 TARGETS = {
@@ -128,49 +122,3 @@ def table(report: dict[str, Any]) -> str:
     )
     lines.append(f"  source: {proj['assumptions']['source']}")
     return "\n".join(lines)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from edge.benchmark import BenchOptions, run_bench
-    from edge.cli import config_from_args, setup_logging
-
-    config = config_from_args(args)
-    setup_logging("WARNING")  # progress logs would interleave with the table
-    config_path = args.config or Path(os.environ.get("MOODBOX_CONFIG") or REPO_ROOT / "config.yaml")
-    options = BenchOptions(
-        frames=args.frames,
-        idle_seconds=args.idle_seconds,
-        startup_runs=args.startup_runs,
-        baseline=args.baseline,
-        baseline_python=args.baseline_python,
-        baseline_frames=args.baseline_frames,
-        cpu=args.cpu,
-    )
-    report = run_bench(Path(config_path), config, options)
-    print(json.dumps(report) if args.json else table(report))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    bench = subparsers.add_parser(
-        "bench", help="per-stage latency, fps, CPU, memory, start-up; the fer baseline"
-    )
-    bench.add_argument("--config", type=Path, default=None, help="config file")
-    bench.add_argument("--frames", type=int, default=300, help="frames per throughput run")
-    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    bench.add_argument(
-        "--baseline",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run the fer baseline (default: when its environment exists)",
-    )
-    bench.add_argument(
-        "--baseline-python", type=Path, default=None, help="python of the fer environment"
-    )
-    bench.add_argument("--baseline-frames", type=int, default=20, help="frames timed for fer")
-    bench.add_argument(
-        "--idle-seconds", type=float, default=10.0, help="length of each paced CPU run"
-    )
-    bench.add_argument("--startup-runs", type=int, default=3, help="fresh processes timed")
-    bench.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    bench.set_defaults(func=cmd_bench)

@@ -1,4 +1,4 @@
-"""The measurements behind `moodbox bench` (edge/bench.py): replay, runs, probes, baseline.
+"""The measurements behind `moodbox bench` (report.py prints them): replay, runs, probes, baseline.
 
 Kept apart from the command so that registering `moodbox bench` in the CLI
 imports nothing heavy (no OpenCV, numpy or TFLite until the benchmark runs).
@@ -25,12 +25,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.bench import STAGES, TARGETS
 from edge.camera import Frame
 from edge.camera.base import SourceBase
 from edge.camera.pacing import Pacer
-from edge.config import REPO_ROOT, MoodboxConfig
+from edge.config import REPO_ROOT, MoodboxConfig, cache_dir
 from edge.errors import FatalError
+from edge.measure.report import STAGES, TARGETS
 from edge.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ NO_FACE_FRAMES = frozenset({10, 11, 12, 23, 24, 25})
 # advances 1/30 s per frame however fast frames are processed.
 REPLAY_FPS = 30.0
 WARMUP = 3  # frames processed before timing starts
-FER_VENVS = (Path("/work/cache/venv-fer"), REPO_ROOT / ".cache" / "venv-fer")
 
 
 # --- frames ---------------------------------------------------------------------------
@@ -147,6 +146,10 @@ class RecordingStats(Stats):
         super().record(stage, ms)
         self.samples.setdefault(stage, []).append(ms)
 
+    def reset(self) -> None:
+        super().reset()
+        self.samples.clear()
+
 
 def summarize(samples: list[float]) -> dict[str, float]:
     values = np.asarray(samples, dtype=np.float64)
@@ -239,18 +242,14 @@ class Throughput:
 
 def run_throughput(config: MoodboxConfig, frames: list[np.ndarray], n: int) -> Throughput:
     """Process ``n`` frames as fast as possible; fps includes capture and every stage."""
-    from edge.app import Pipeline
+    from edge.pipeline import Pipeline
 
-    warm = RecordingStats()
-    pipeline = Pipeline.from_config(config, warm)
+    stats = RecordingStats()
+    pipeline = Pipeline.from_config(config, stats)
     source = MemorySource(frames, clock_fps=REPLAY_FPS)
     for _ in range(WARMUP):  # first invokes allocate XNNPACK workspaces
         pipeline.process(source.read())
-    stats = RecordingStats()
-    pipeline.stats = stats
-    identity = getattr(pipeline, "identity", None)
-    if identity is not None:
-        identity.stats = stats
+    stats.reset()
     perf = time.perf_counter
     start, cpu_start = perf(), cpu_seconds()
     for _ in range(n):
@@ -267,12 +266,12 @@ def run_throughput(config: MoodboxConfig, frames: list[np.ndarray], n: int) -> T
 def run_paced(config: MoodboxConfig, frames: list[np.ndarray], seconds: float) -> dict[str, Any]:
     """The daemon (App with the services `moodbox run` starts) paced at camera.fps for
     ``seconds``: the % of one core the whole process used, loop and service threads."""
-    from edge.app import App, Pipeline, RunLimits, build_services
+    from edge.app import RunLimits, build
 
     # Music plays into SDL's dummy driver: its mixer thread still runs, nothing is heard.
     os.environ["SDL_AUDIODRIVER"] = "dummy"
-    pipeline = Pipeline.from_config(config, RecordingStats())
-    services = build_services(config)
+    app = build(config, source_factory=lambda c: MemorySource(frames, fps=c.camera.fps), sinks=[])
+    services = list(app.services)
     polls: dict[str, list[float]] = {}
     for service in services:
         # The loop thread waits for every poll: its cost is frame-loop latency.
@@ -280,13 +279,7 @@ def run_paced(config: MoodboxConfig, frames: list[np.ndarray], seconds: float) -
         service.poll = _timed(service.poll, samples)  # type: ignore[method-assign]
     settle_s = min(2.0, seconds)
     mark = _SteadyMark(settle_s)  # the clock starts once the daemon has settled
-    app = App(
-        config,
-        pipeline=pipeline,
-        source_factory=lambda c: MemorySource(frames, fps=c.camera.fps),
-        sinks=[],
-        services=[*services, mark],
-    )
+    app.services.append(mark)
     app.run(RunLimits(max_seconds=seconds + settle_s))
     wall, cpu = time.monotonic() - mark.wall, cpu_seconds() - mark.cpu
     return {
@@ -339,19 +332,20 @@ PROBE = """
 import sys, time, resource
 from pathlib import Path
 t_import = time.time()
-from edge.benchmark import probe
+from edge.measure.benchmark import probe
 probe(Path(sys.argv[1]), int(sys.argv[2]), t_import)
 """
 
 
 def probe(config_path: Path, frames: int, t_import: float) -> None:
     """Child process: start like `moodbox run`, report when ready and the peak RSS after work."""
-    from edge.app import Pipeline
     from edge.camera.replay import ReplaySource
     from edge.config import load_config
+    from edge.pipeline import Pipeline
+    from edge.stats import Stats
 
     config, _ = bench_config(load_config(config_path))
-    pipeline = Pipeline.from_config(config)
+    pipeline = Pipeline.from_config(config, Stats())
     # The demo clip from disk, one frame at a time, as `moodbox run` replays it.
     source = ReplaySource(REPO_ROOT / "demo" / "faces", fps=0, loop=True)
     source.open()
@@ -392,19 +386,20 @@ def run_probe(config_path: Path, frames: int, runs: int, env: dict[str, str]) ->
 
 
 def find_fer_python(explicit: Path | None) -> Path | None:
-    """The fer environment's python: ``explicit``, else the first of FER_VENVS that exists."""
+    """The fer environment's python: ``explicit``, else the first known venv that exists."""
     if explicit is not None:
         if not explicit.is_file():
             raise FatalError(f"--baseline-python {explicit}: no such file")
         return explicit
-    for venv in FER_VENVS:
+    # Where scripts/models/setup-fer-baseline puts it, or a venv in the checkout.
+    for venv in (cache_dir() / "venv-fer", REPO_ROOT / ".cache" / "venv-fer"):
         if (venv / "bin" / "python").is_file():
             return venv / "bin" / "python"
     return None
 
 
 def fer_command(python: Path) -> list[str]:
-    return [str(python), str(REPO_ROOT / "scripts" / "fer_baseline.py")]
+    return [str(python), str(REPO_ROOT / "scripts" / "models" / "fer_baseline.py")]
 
 
 def run_fer(python: Path, replay: Replay, frames: int) -> dict[str, Any]:
@@ -438,14 +433,11 @@ def embed_ms(config: MoodboxConfig, replay: Replay, n: int = 30) -> dict[str, fl
     identify = getattr(config, "identify", None)
     if identify is None or not identify.enabled:
         return None
-    try:
-        from edge.detect import BlazeFaceDetector
-        from edge.identify.align import align_face
-        from edge.identify.embed import TFLiteFaceEmbedder
-    except ImportError:
-        return None
-    detector = BlazeFaceDetector(config.resolve(config.detect.model), threads=1)
-    embedder = TFLiteFaceEmbedder(config.resolve(identify.model), threads=1)
+    from edge.backends import make_detector, make_embedder
+    from edge.identify.align import align_face
+
+    detector = make_detector(config, threads=1)
+    embedder = make_embedder(config, threads=1)
     image = replay.moving[0][0]
     (face,) = detector.detect(image)[:1]
     align: list[float] = []
@@ -638,7 +630,7 @@ def _stages(run: Throughput) -> dict[str, dict[str, float]]:
 
 def _projection(config: MoodboxConfig, report: dict[str, Any], runs: Runs) -> dict[str, Any]:
     """Pi 4 ms per frame: network invokes per frame x projected ms, plus x86 rest x 10."""
-    from edge.projection import count_macs, project
+    from edge.measure.projection import count_macs, project
 
     models = {
         "detect": count_macs(config.resolve(config.detect.model)),

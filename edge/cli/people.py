@@ -1,0 +1,149 @@
+"""`moodbox enroll`, `users` and `forget`: who face sign-in knows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge.cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args, config_parent
+from edge.config import MoodboxConfig
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge.backends import make_detector, make_embedder
+    from edge.identify.enroll import choose, embed_images
+    from edge.identify.store import UserStore, check_name
+
+    config = config_from_args(args)
+    try:
+        name = check_name(args.name)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.images:
+        return _enroll_from_camera(config, name)
+    samples, problems = embed_images(
+        args.images, detector=make_detector(config), embedder=make_embedder(config, threads=1)
+    )
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    chosen = choose(samples, max(config.identify.enroll_samples, args.samples or 0))
+    if not chosen:
+        print(f"error: no usable face in the {len(args.images)} image(s)", file=sys.stderr)
+        return EXIT_FAILED
+    with UserStore.in_state_dir(config.state_dir()) as store:
+        total = store.add_embeddings(name, [s.vector for s in chosen])
+    print(f"enrolled {name}: {len(chosen)} new sample(s), {total} in all")
+    return 0
+
+
+def _enroll_from_camera(config: MoodboxConfig, name: str) -> int:
+    """Enrol through the same pipeline `moodbox run` drives (lores stream, tracker, stage)."""
+    from edge.camera import open_source
+    from edge.errors import CameraError, EndOfStream
+    from edge.pipeline import Pipeline
+    from edge.stats import Stats
+
+    if not config.identify.enabled:
+        print("error: face sign-in is off (identify.enabled: false)", file=sys.stderr)
+        return EXIT_USAGE
+    pipeline = Pipeline.from_config(config, Stats())
+    stage = pipeline.identity
+    assert stage is not None  # identify.enabled was checked above
+    stage.enroll_from_camera(name)
+    print(f"enrolling {name}: look at the camera for a few seconds", file=sys.stderr)
+    started = time.monotonic()
+    try:
+        with open_source(config) as source:
+            while (
+                stage.enrolling
+                and time.monotonic() - started < config.identify.enroll_timeout_s + 5
+            ):
+                pipeline.process(source.read())
+    except (CameraError, EndOfStream) as err:
+        print(f"error: camera: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        pipeline.close()
+    outcome = stage.last_enrolment
+    if outcome is None or outcome[1] is not None:
+        reason = outcome[1] if outcome else "the camera delivered too few frames"
+        print(f"error: enrolling {name} failed: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"enrolled {name} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from edge.identify.store import UserStore
+
+    config = config_from_args(args)
+    with UserStore.in_state_dir(config.state_dir()) as store:
+        users = store.users()
+    if args.json:
+        print(json.dumps([_user(u) for u in users]))
+        return 0
+    if not users:
+        print("nobody enrolled (moodbox enroll NAME)")
+    for user in users:
+        seen = _when(user.last_seen) if user.last_seen else "never"
+        print(
+            f"{user.name}\t{user.samples} samples\tenrolled {_when(user.created)}\tlast seen {seen}"
+        )
+    return 0
+
+
+def _user(user: Any) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "created": user.created,
+        "last_seen": user.last_seen,
+        "samples": user.samples,
+    }
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from edge.identify.store import UserStore
+
+    config = config_from_args(args)
+    with UserStore.in_state_dir(config.state_dir()) as store:
+        removed = store.forget(args.name)
+    if not removed:
+        print(f"error: nobody called {args.name!r} is enrolled", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"forgot {args.name}: every embedding and image of them is deleted")
+    return 0
+
+
+def register(sub: Any) -> None:
+    config = config_parent()
+    enroll = sub.add_parser(
+        "enroll",
+        parents=[config],
+        help="enrol a person by their face (camera, or --images FILE...)",
+    )
+    enroll.add_argument("name")
+    enroll.add_argument("--images", type=Path, nargs="+", help="image files instead of the camera")
+    enroll.add_argument(
+        "--samples", type=int, default=None, help="samples to keep (default: config)"
+    )
+    enroll.set_defaults(func=cmd_enroll)
+
+    users = sub.add_parser("users", parents=[config], help="list enrolled people")
+    users.add_argument("--json", action="store_true")
+    users.set_defaults(func=cmd_users)
+
+    forget = sub.add_parser(
+        "forget", parents=[config], help="delete a person and every trace of them"
+    )
+    forget.add_argument("name")
+    forget.set_defaults(func=cmd_forget)
