@@ -1,6 +1,6 @@
 """Which emotion: our full-int8 CNN on a 48x48 grey face, probabilities out.
 
-The model contract lives beside the model (STYLE.md lesson 5): labels in
+The model contract lives beside the model, so a new model file brings its own: labels in
 ``emotion_labels.txt``, the softmax temperature in ``emotion_model.json``, the
 quantization scale and zero point in the model's own tensor details.
 """

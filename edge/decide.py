@@ -1,7 +1,7 @@
 """Pure policy: smooth each face's emotion probabilities and report a mood once it has held.
 
-No clock reads and no I/O: observations and ``now`` come in, events go out
-(STYLE.md lesson 9), so tests drive time frame by frame.
+No clock reads and no I/O: observations and ``now`` come in, events go out,
+so tests drive time frame by frame and a replay decides as a live camera would.
 
 Per track, probability vectors are averaged with an exponential moving average
 whose weight follows the real time between frames (time constant

@@ -1,6 +1,6 @@
 """`moodbox doctor`: check that this machine can run moodbox, and say what to fix.
 
-Each check is a row of one table (STYLE.md lesson 12) and returns PASS, FAIL
+Each check is a row of one table (adding a check is adding a row) and returns PASS, FAIL
 or SKIP with a one-line detail. The checks use the installed runtime exactly
 as the daemon would: the same config loader, the same frame source factory,
 the same TFLite loader, the pygame mixer, a TCP connection to the broker.

@@ -2,7 +2,7 @@
 
 A fallback is only trusted once it has constructed an Interpreter on the real
 model and allocated its tensors: an importable module whose native library
-cannot load the model is no fallback (STYLE.md lesson 4).
+cannot load the model is no fallback.
 """
 
 from __future__ import annotations

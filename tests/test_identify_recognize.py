@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from edge.identify.embed import normalise
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, consistent, select_diverse
-from edge.identify.recognize import Gallery, Presence, Recognizer, decide, score_tracks
+from edge.identify.recognize import Gallery, Presence, Recognizer, consensus, score_tracks
 
 DIM = 128
 
@@ -48,7 +48,7 @@ def test_names_a_track_only_after_min_frames_agree(gallery: Gallery) -> None:
 
 def test_a_stranger_is_unknown_not_the_nearest_person(gallery: Gallery) -> None:
     stranger = near(person(3), 0.3, 5, 3)
-    decision = decide(stranger, gallery, threshold=0.5, min_frames=3)
+    decision = consensus(stranger, gallery, threshold=0.5, min_frames=3)
     assert decision.decided
     assert decision.user is None
     assert decision.score < 0.5
@@ -57,12 +57,12 @@ def test_a_stranger_is_unknown_not_the_nearest_person(gallery: Gallery) -> None:
 def test_split_votes_stay_unknown(gallery: Gallery) -> None:
     # A blend of two people scores above threshold on neither clearly: no majority, no name.
     mixed = np.stack([near(person(1), 0.2, 1)[0], near(person(2), 0.2, 2)[0]])
-    decision = decide(mixed, gallery, threshold=0.3, min_frames=2, margin=0.05)
+    decision = consensus(mixed, gallery, threshold=0.3, min_frames=2, margin=0.05)
     assert decision.user is None
 
 
 def test_empty_gallery_decides_unknown() -> None:
-    decision = decide(near(person(1), 0.1, 1, 3), Gallery.empty(), threshold=0.5, min_frames=3)
+    decision = consensus(near(person(1), 0.1, 1, 3), Gallery.empty(), threshold=0.5, min_frames=3)
     assert decision.decided and decision.user is None
 
 
@@ -81,7 +81,7 @@ def test_new_gallery_re_decides_live_tracks(gallery: Gallery) -> None:
 def test_decision_never_names_someone_below_threshold(seed: int, noise: float) -> None:
     gallery = Gallery.from_embeddings({"ada": person(1)[None], "bob": person(2)[None]})
     vectors = near(person(seed % 5 + 1), noise, seed, 3)
-    decision = decide(vectors, gallery, threshold=0.6, min_frames=3)
+    decision = consensus(vectors, gallery, threshold=0.6, min_frames=3)
     if decision.user is not None:
         assert decision.score >= 0.6
         assert decision.user == ("ada" if seed % 5 == 0 else "bob")
@@ -159,6 +159,6 @@ def test_batch_scoring_decides_exactly_like_decide(
     )
     batch = score_tracks(tracks, gallery).names(gallery, threshold, margin)
     single = [
-        decide(t, gallery, threshold=threshold, min_frames=3, margin=margin).user for t in tracks
+        consensus(t, gallery, threshold=threshold, min_frames=3, margin=margin).user for t in tracks
     ]
     assert batch == single

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from edge.camera.base import Frame, FrameSource, open_source
+from edge.camera.base import Frame, FrameSource
+from edge.camera.sources import open_source
 
 __all__ = ["Frame", "FrameSource", "open_source"]

@@ -1,19 +1,12 @@
-"""The FrameSource interface and the registry that maps ``camera.type`` to an adapter."""
+"""The FrameSource interface and the base class its adapters share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
 import numpy as np
-
-from edge.errors import ConfigError
-
-if TYPE_CHECKING:
-    from edge.config import CameraConfig, MoodboxConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,54 +67,3 @@ class SourceBase:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _replay(config: CameraConfig, root: MoodboxConfig) -> FrameSource:
-    from edge.camera.replay import ReplaySource
-
-    return ReplaySource(
-        root.resolve(Path(config.source)),
-        fps=config.fps,
-        loop=config.loop,
-        stall_timeout_s=config.open_timeout_s,
-    )
-
-
-def _opencv(config: CameraConfig, root: MoodboxConfig) -> FrameSource:
-    from edge.camera.opencv import OpenCVSource
-
-    return OpenCVSource(
-        config.source,
-        fps=config.fps,
-        width=config.width,
-        height=config.height,
-        stall_timeout_s=config.open_timeout_s,
-    )
-
-
-def _picamera(config: CameraConfig, root: MoodboxConfig) -> FrameSource:
-    from edge.camera.picamera import PicameraSource
-
-    return PicameraSource(
-        camera_num=int(config.source) if config.source.isdigit() else 0,
-        size=(config.width, config.height),
-        lores_size=(config.lores_width, config.lores_height),
-        fps=config.fps,
-    )
-
-
-# One explicit registry (STYLE.md lesson 3): adding a backend is adding a line.
-SOURCES: dict[str, Callable[[CameraConfig, MoodboxConfig], FrameSource]] = {
-    "replay": _replay,
-    "opencv": _opencv,
-    "picamera": _picamera,
-}
-
-
-def open_source(config: MoodboxConfig) -> FrameSource:
-    """Build (not yet open) the source that ``camera.type`` names."""
-    try:
-        factory = SOURCES[config.camera.type]
-    except KeyError as err:
-        raise ConfigError(f"camera.type: unknown source {config.camera.type!r}") from err
-    return factory(config.camera, config)

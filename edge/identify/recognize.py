@@ -58,7 +58,7 @@ class Decision:
 UNDECIDED = Decision(None, 0.0, 0, decided=False)
 
 
-def decide(
+def consensus(
     vectors: np.ndarray,
     gallery: Gallery,
     *,
@@ -170,7 +170,7 @@ class Recognizer:
     def _decide(self, vectors: list[np.ndarray]) -> Decision:
         if not vectors:
             return UNDECIDED
-        return decide(
+        return consensus(
             np.stack(vectors),
             self.gallery,
             threshold=self.threshold,

@@ -2,8 +2,8 @@
 
 Both axes run from -1 to 1 (valence: unpleasant → pleasant; arousal: calm →
 excited). The coordinates follow Russell (1980) and the music-emotion
-literature's usual placement; they are declarative tables (STYLE.md lesson 12)
-so a household can argue with them in one place.
+literature's usual placement; they are declarative tables rather than ``if``
+chains, so a household can argue with them in one place.
 """
 
 from __future__ import annotations

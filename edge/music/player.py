@@ -4,7 +4,8 @@ A player plays one track at a time, can have the next one queued, fades, and
 reports what happened through ``poll(now)``: a track started, ended, failed to
 decode, or the audio device went away or came back. Nothing here raises for a
 bad file or a missing sound card; the daemon keeps running and the controller
-picks again (STYLE.md lessons 1, 2, 4 and 10).
+picks again. pygame is imported lazily inside the adapter, so the rest of the
+package and its tests run without it, and a lost device is logged once.
 """
 
 from __future__ import annotations

@@ -235,6 +235,11 @@ class MqttPublisher:
                 logger.debug("MQTT: offline message not confirmed before stop")
         self._client.disconnect()
         self._client.loop_stop()
+        # paho 2.x keeps the socket pair that wakes its loop open until the client is
+        # garbage-collected; a stopped publisher should hold no descriptor, so close it.
+        reset = getattr(self._client, "_reset_sockets", None)
+        if callable(reset):
+            reset()
         logger.info("MQTT: stopped")
 
     # --- internals (the _on_* methods run on paho's network thread) ---
