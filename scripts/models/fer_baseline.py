@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The `fer` package as a baseline: its per-frame pipeline speed, or its emotion model's accuracy.
 
-Runs in the separate environment that ``scripts/setup-fer-baseline`` creates
+Runs in the separate environment that ``scripts/models/setup-fer-baseline`` creates
 (fer needs TensorFlow, which moodbox never depends on); never inside .venv.
 
     # speed, on the frames `moodbox bench` chose (it calls this itself):
-    venv-fer/bin/python scripts/fer_baseline.py --bench spec.json --frames 20
+    venv-fer/bin/python scripts/models/fer_baseline.py --bench spec.json --frames 20
     # accuracy of fer's mini-Xception on DIR/<emotion>/*, already-cropped faces,
     # in the same JSON form as `moodbox eval-emotion DIR --json`:
-    venv-fer/bin/python scripts/fer_baseline.py --eval DIR
+    venv-fer/bin/python scripts/models/fer_baseline.py --eval DIR
 
 The speed run is fer's own ``FER.detect_emotions`` per frame: OpenCV Haar
 cascade detection on the whole frame, then the mini-Xception (64x64 grey) on
@@ -29,8 +29,6 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # TensorFlow's C++ start-up chatter and fer's deprecation warnings are not results.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -102,9 +100,8 @@ def evaluate(directory: Path, batch: int = 64) -> dict[str, Any]:
     import cv2
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from edge.classify import EMOTIONS
-    from edge.evaluate import EmotionReport, collect, expected_calibration_error
+    from edge.measure.emotion_eval import EmotionReport, collect, expected_calibration_error
 
     _tensorflow_one_thread()
     from fer.fer import FER

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The emotion model's figures on every test set, beside the `fer` baseline, in one run.
 
-    python scripts/prepare_eval_sets.py          # once: writes .cache/eval/<set>/<class>/*
-    scripts/setup-fer-baseline                   # once: fer in its own venv (optional)
-    python scripts/emotion_report.py [--fer-python /work/cache/venv-fer/bin/python]
+    python scripts/assets/prepare_eval_sets.py         # once: writes .cache/eval/<set>/<class>/*
+    scripts/models/setup-fer-baseline            # once: fer in its own venv (optional)
+    python scripts/models/emotion_report.py [--fer-python ~/.cache/moodbox/venv-fer/bin/python]
 
 For each set it runs the shipped int8 model exactly as `moodbox eval-emotion`
 does (production preprocessing, mirror TTA as `emotion.flip_tta` defaults, and
 once the other way), an earlier model the same way if --compare names one
-(the first model: `git show 9943fb8:models/emotion_int8.tflite`), and fer's mini-Xception through scripts/fer_baseline.py --eval on the
+(the first model: `git show 9943fb8:models/emotion_int8.tflite`), and fer's mini-Xception through fer_baseline.py --eval on the
 same images. It prints a Markdown table for models/README.md, writes the
 confusion-matrix PNG of FER-2013 PrivateTest under docs/, and measures the
 model's latency per face on one interpreter thread.
@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge.classify import TFLiteEmotionClassifier
+from edge.config import EmotionConfig
+from edge.measure.emotion_eval import EmotionReport, evaluate_emotion, plot_confusion
 
-from edge.classify import TFLiteEmotionClassifier  # noqa: E402
-from edge.config import EmotionConfig  # noqa: E402
-from edge.evaluate import EmotionReport, evaluate_emotion, plot_confusion  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moodbox"
 
 SETS = {
     "fer2013_private": "FER-2013 PrivateTest (test)",
@@ -68,7 +68,7 @@ def run_fer(python: Path, folder: Path, name: str) -> dict[str, Any] | None:
     if not python.exists():
         return None
     out = subprocess.run(
-        [str(python), str(ROOT / "scripts" / "fer_baseline.py"), "--eval", str(folder)],
+        [str(python), str(Path(__file__).with_name("fer_baseline.py")), "--eval", str(folder)],
         capture_output=True,
         text=True,
         check=False,
@@ -86,7 +86,7 @@ def recall_line(report: EmotionReport) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=ROOT / ".cache" / "eval")
-    parser.add_argument("--fer-python", type=Path, default=Path("/work/cache/venv-fer/bin/python"))
+    parser.add_argument("--fer-python", type=Path, default=CACHE / "venv-fer" / "bin" / "python")
     parser.add_argument(
         "--compare",
         type=Path,
@@ -109,7 +109,7 @@ def main() -> int:
     for name, title in SETS.items():
         folder = args.eval_dir / name
         if not folder.is_dir():
-            print(f"skip {name}: {folder} missing (run scripts/prepare_eval_sets.py)")
+            print(f"skip {name}: {folder} missing (run scripts/assets/prepare_eval_sets.py)")
             continue
         main_report = evaluate_emotion(ours, folder)
         other = evaluate_emotion(ours_other, folder)

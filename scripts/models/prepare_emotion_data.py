@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Unpack FER-2013 from ../shared/data into one compressed array file for training.
 
-The data set may not be redistributed, so the result lives in the git-ignored
-``.cache/`` folder and is rebuilt from the shared tarball on demand.
+The data set may not be redistributed, so the result lives outside the
+repository, in ``$XDG_CACHE_HOME/moodbox/`` (``~/.cache/moodbox/`` by default),
+and is rebuilt from the shared tarball on demand.
 
-    python scripts/prepare_emotion_data.py            # -> .cache/fer2013.npz
+    python scripts/models/prepare_emotion_data.py     # -> ~/.cache/moodbox/fer2013.npz
 
 The npz holds ``x_<split>`` (N, 48, 48) uint8 and ``y_<split>`` (N,) int8 with
 splits ``train``, ``public`` (validation) and ``private`` (test), the class
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -32,7 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moodbox"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 SPLIT_OF_PREFIX = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}
 FERPLUS_FOLDER = {"FER2013Train": "train", "FER2013Valid": "public", "FER2013Test": "private"}
@@ -124,7 +127,7 @@ def match_votes(x: np.ndarray, plus_x: np.ndarray, plus_votes: np.ndarray) -> np
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "fer2013.npz")
+    parser.add_argument("--out", type=Path, default=CACHE / "fer2013.npz")
     args = parser.parse_args(argv)
 
     tarball = args.data / "fer2013" / "fer2013-images.tar.gz"

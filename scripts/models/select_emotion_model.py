@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Choose between emotion models on the validation split only (FER-2013 PublicTest = FER+ Valid).
 
-    python scripts/select_emotion_model.py models/emotion_int8.tflite checkpoints/*/emotion_int8.tflite
+    python scripts/models/select_emotion_model.py models/emotion_int8.tflite \
+        ~/.cache/moodbox/train/*/emotion_int8.tflite
 
 The first model is the baseline (the shipped one). Each model runs as the
 runtime runs it (int8, mirror TTA unless --one-pass, its own ``emotion_model.json`` beside it)
-on the PublicTest faces of ``.cache/fer2013.npz`` (scripts/prepare_emotion_data.py),
+on the PublicTest faces of ``$XDG_CACHE_HOME/moodbox/fer2013.npz`` (prepare_emotion_data.py),
 scored against both label sets of the same faces: the FER-2013 label and the
 FER+ majority of ten annotators. It prints accuracy, macro recall, per-class
 recall and calibration for each, and the temperature that would fit each
@@ -31,20 +32,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from train_emotion import FERPLUS_TO_LABELS  # the sibling script (torch loads lazily)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge.classify import TFLiteEmotionClassifier, to_face_input
+from edge.measure.emotion_eval import expected_calibration_error
 
-from train_emotion import FERPLUS_TO_LABELS  # noqa: E402  (a sibling script; torch loads lazily)
-
-from edge.classify import TFLiteEmotionClassifier, to_face_input  # noqa: E402
-from edge.evaluate import expected_calibration_error  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moodbox"
 
 TEMPERATURES = np.arange(0.5, 3.001, 0.05)
 
@@ -162,7 +163,7 @@ def pct(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", type=Path, nargs="+", help="the baseline first")
-    parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "fer2013.npz")
+    parser.add_argument("--data", type=Path, default=CACHE / "fer2013.npz")
     parser.add_argument("--max-drop", type=float, default=2.0, help="points of FER-2013 val acc")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
@@ -174,7 +175,7 @@ def main() -> int:
     args = parser.parse_args()
     data = np.load(args.data)
     if "v_public" not in data:
-        sys.exit(f"{args.data} has no FER+ votes: rerun scripts/prepare_emotion_data.py")
+        sys.exit(f"{args.data} has no FER+ votes: rerun scripts/models/prepare_emotion_data.py")
     x, y13 = data["x_public"], data["y_public"].astype(int)
     votes = np.nan_to_num(data["v_public"][:, FERPLUS_TO_LABELS])
     classifiers = [load(m) for m in args.models]
