@@ -20,6 +20,14 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its tier folder, so `pytest -m unit` or `-m integration` picks one."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in ("unit", "integration"):
+            item.add_marker(tier)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
@@ -88,6 +96,12 @@ def _broker(tmp_path: Path, persistence: bool) -> Iterator[MosquittoBroker]:
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real mosquitto on a free loopback port (no persistence: a restart forgets everything)."""
     yield from _broker(tmp_path, persistence=False)
+
+
+@pytest.fixture(scope="module")
+def module_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """One real mosquitto shared by a module's tests (for fixtures that are module-scoped)."""
+    yield from _broker(tmp_path_factory.mktemp("module-broker"), persistence=False)
 
 
 @pytest.fixture

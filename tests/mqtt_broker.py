@@ -1,4 +1,4 @@
-"""A real mosquitto broker on a free loopback port, and a recording MQTT client, for tests.
+"""A real mosquitto broker on a free loopback port, a recording client, a service on it.
 
 Reusable by any test (import ``from mqtt_broker import ...``): the broker can be
 stopped, killed and restarted on the same port to inject outages.
@@ -20,6 +20,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.publish.contract import TOPIC
+from edge.publish.mqtt import BrokerSettings, MqttPublisher
+from edge.publish.service import MqttService
 
 HOST = "127.0.0.1"
 
@@ -222,3 +226,41 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, step_s: fl
             return True
         time.sleep(step_s)
     return condition()
+
+
+PREFIX = "moodbox/test"
+
+
+def broker_settings(broker: MosquittoBroker, **overrides: Any) -> BrokerSettings:
+    values: dict[str, Any] = {
+        "host": broker.host,
+        "port": broker.port,
+        "client_id": "moodbox-test",
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "keepalive": 10,
+        "will_topic": TOPIC["available"].full(PREFIX),
+        **overrides,
+    }
+    return BrokerSettings(**values)
+
+
+def started_service(broker: MosquittoBroker, **kwargs: Any) -> tuple[MqttService, MqttPublisher]:
+    """An MqttService on a real MqttPublisher, started and connected; ``emit`` is its own."""
+    settings = kwargs.pop("settings", None) or broker_settings(broker)
+    publisher = MqttPublisher(settings)
+    kwargs.setdefault("stats_interval_s", 3600.0)
+    service = MqttService(publisher=publisher, prefix=PREFIX, device_id="test", **kwargs)
+    service.start(service.emit)
+    assert publisher.connected_event.wait(5), "publisher did not connect"
+    return service, publisher
+
+
+def poll_until(service: MqttService, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Run the service's poll (as the frame loop would) until ``condition`` holds."""
+
+    def step() -> bool:
+        service.poll(time.monotonic())
+        return condition()
+
+    return wait_until(step, timeout_s)

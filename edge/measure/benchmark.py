@@ -35,7 +35,7 @@ from edge.stats import Stats
 
 logger = logging.getLogger(__name__)
 
-# Frames of the bundled clip that show an empty scene (scripts/make_demo_clip.py).
+# Frames of the bundled clip that show an empty scene (scripts/assets/make_demo_clip.py).
 NO_FACE_FRAMES = frozenset({10, 11, 12, 23, 24, 25})
 # Replayed as a 30 fps camera: the pipeline's clock (tracks, reuse, smoothing)
 # advances 1/30 s per frame however fast frames are processed.
@@ -403,7 +403,7 @@ def fer_command(python: Path) -> list[str]:
 
 
 def run_fer(python: Path, replay: Replay, frames: int) -> dict[str, Any]:
-    """scripts/fer_baseline.py in its own environment on the same frames (inherits the pin)."""
+    """scripts/models/fer_baseline.py in its own environment, same frames (inherits the pin)."""
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "frames.json"
         spec.write_text(
@@ -539,7 +539,7 @@ def fer_python(options: BenchOptions) -> tuple[Path | None, str]:
         return None, "skipped (--no-baseline)"
     python = find_fer_python(options.baseline_python)
     if python is None:
-        note = "fer environment not found: run scripts/setup-fer-baseline"
+        note = "fer environment not found: run scripts/models/setup-fer-baseline"
         if options.baseline:
             raise FatalError(note)
         return None, note

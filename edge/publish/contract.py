@@ -131,7 +131,7 @@ TOPICS: tuple[Topic, ...] = (
         "dropped_frames (frame slots at `camera.fps` that the loop was too busy to take), "
         "camera_errors, reconnects, queued_events, dropped_events, invalid_commands",
         '{"fps":4.9,"stage_ms":{"detect":6.1,"classify":1.2,"decide":0.1},'
-        '"inference_ms":7.4,"cpu_temp_c":51.2,"uptime_s":3600,"version":"0.1.0",'
+        '"inference_ms":7.4,"cpu_temp_c":51.2,"uptime_s":3600,"version":"0.2.0",'
         '"frames":17640,"dropped_frames":0,"camera_errors":0,"reconnects":1,'
         '"queued_events":0,"dropped_events":0,"invalid_commands":0}',
     ),
