@@ -422,7 +422,7 @@ def plot_curve(log_path: Path, out: Path, title: str) -> None:
     ):
         ax_acc.plot(epoch, [100 * float(r[key]) for r in rows], style, label=label)
     ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("validation accuracy, % (PublicTest = FER+ Valid, float)")
+    ax_acc.set_ylabel("validation accuracy, % (float model)")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
@@ -430,6 +430,19 @@ def plot_curve(log_path: Path, out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def run_title(ckpt_path: Path) -> str:
+    """The run's name, network and progress, from its last.pt, for the curve's title."""
+    import torch
+
+    saved = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+    arch, used = saved["arch"], saved["args"]
+    return (
+        f"{ckpt_path.parent.name}: width {arch['width']}, depths {arch['depths']}, "
+        f"{used['optimizer']}, epoch {saved['epoch']} of {used['epochs']}, "
+        f"{saved['wall_s'] / 3600:.1f} h; validation = PublicTest (FER+ Valid)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path, best_path = workdir / "last.pt", workdir / "best.pt"
     log_path = workdir / "epochs.csv"
     if args.plot is not None:
-        plot_curve(log_path, args.plot, f"{workdir.name}: {' '.join(argv_used)}")
+        plot_curve(log_path, args.plot, run_title(ckpt_path))
         print(f"wrote {args.plot}")
         return 0
     started = time.monotonic()
