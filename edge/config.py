@@ -127,6 +127,16 @@ class EmotionConfig(Section):
         description="Square crop side as a "
         "multiple of the detector box (FER-style faces include some hair).",
     )
+    upright: bool = Field(
+        True,
+        description="Turn each face crop so the eyes are level (from the detector's eye "
+        "keypoints): the model learnt from upright FER-2013 faces.",
+    )
+    mirror_alternate: bool = Field(
+        True,
+        description="Classify every other pass of a face on its mirror image, so the "
+        "smoothing averages both views: the flip test at no extra cost per frame.",
+    )
     flip_tta: bool = Field(
         False,
         description="Average the face and its mirror image: about +0.7 points of accuracy "
