@@ -82,6 +82,46 @@ def check_models(config: MoodboxConfig) -> list[Result]:
     return results
 
 
+# Path settings that name something moodbox creates, or that may be left unset.
+_NOT_INPUTS = frozenset({("general", "state_dir")})
+
+
+def check_files(config: MoodboxConfig) -> list[Result]:
+    """Every input file or folder the config names (in enabled sections) exists."""
+    missing: list[str] = []
+    checked = 0
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        if getattr(section, "enabled", True) is False:
+            continue
+        if section_name == "mqtt" and not config.mqtt.host:
+            continue
+        for field_name in type(section).model_fields:
+            if (section_name, field_name) in _NOT_INPUTS:
+                continue
+            value = getattr(section, field_name)
+            paths = value if isinstance(value, tuple) else (value,)
+            for item in paths:
+                if not isinstance(item, Path):
+                    continue
+                checked += 1
+                path = config.resolve(item)
+                if not path.exists():
+                    missing.append(f"{section_name}.{field_name}: {path} does not exist")
+    if missing:
+        return [Result("files", Status.FAIL, problem) for problem in missing]
+    return [Result("files", Status.PASS, f"{checked} configured file(s) and folder(s) exist")]
+
+
+def file_problems(config: MoodboxConfig) -> list[str]:
+    """What `moodbox check-config` adds to validation: missing inputs, models that do not load."""
+    return [
+        result.detail
+        for result in (*check_files(config), *check_models(config))
+        if result.status is Status.FAIL
+    ]
+
+
 def check_camera(config: MoodboxConfig) -> list[Result]:
     """The configured source opens and delivers one frame in time."""
     from edge.camera import open_source

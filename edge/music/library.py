@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from edge.config import parse_yaml
 from edge.music.moods import (
     EMOTION_POINTS,
     Point,
@@ -157,8 +158,8 @@ def load_overrides(root: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         logger.warning("%s: cannot read overrides (%s); ignoring the file", path, err)
         return {}
     if not isinstance(data, dict):

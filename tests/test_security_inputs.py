@@ -1,0 +1,132 @@
+"""Bad inputs an adversary or an accident supplies: config files, camera sources, user names.
+
+Each test feeds the real loader, the real CLI process or the real frame source
+the input that misbehaved (issue 16, finding 7) and checks the clear refusal.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from edge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _alias_bomb(levels: int = 7) -> str:
+    """A few hundred bytes of YAML that expand to 8**levels values when aliases are followed."""
+    lines = ["x0: &a0 {" + ", ".join(f"k{i}: lol" for i in range(8)) + "}"]
+    for level in range(1, levels):
+        refs = ", ".join(f"k{i}: *a{level - 1}" for i in range(8))
+        lines.append(f"x{level}: &a{level} {{{refs}}}")
+    lines.append(f"general: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+def _check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "SDL_AUDIODRIVER": "dummy", **env},
+        check=False,
+    )
+
+
+def test_alias_bomb_is_refused_at_once_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb())
+    assert len(path.read_bytes()) < 600
+    started = time.monotonic()
+    result = _check_config(path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert "line 1" in result.stderr and "aliases" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Before: 6.3 s and 800 MB for this file; the process start alone is about 0.5 s.
+    assert elapsed < 10
+
+
+def test_an_anchor_alone_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("camera: &cam\n  fps: 5\n")
+    with pytest.raises(ConfigError, match=r"line 1.*aliases"):
+        load_config(path, environ={})
+
+
+def test_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("camera:\n  fps: 5\nmusic:\n  volume: 10\ncamera:\n  fps: 1\n")
+    with pytest.raises(ConfigError, match=r"line 5.*duplicate key 'camera'"):
+        load_config(path, environ={})
+    path.write_text("camera:\n  fps: 5\n  fps: 1\n")
+    with pytest.raises(ConfigError, match=r"line 3.*duplicate key 'fps'"):
+        load_config(path, environ={})
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", ".NaN", "+.Inf"])
+def test_non_finite_numbers_are_refused_with_their_line(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"camera:\n  open_timeout_s: {value}\n")
+    with pytest.raises(ConfigError, match=r"line 2.*not allowed"):
+        load_config(path, environ={})
+
+
+@pytest.mark.parametrize("value", ["inf", ".inf", "nan", "Infinity"])
+def test_non_finite_environment_overrides_are_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={"MOODBOX_CAMERA_OPEN_TIMEOUT_S": value})
+    assert any("camera.open_timeout_s (env" in problem for problem in raised.value.problems)
+
+
+def test_non_utf8_config_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("general:\n  device_id: moodbox\n# Jos\xe9\n".encode("latin-1"))
+    result = _check_config(path)
+    assert result.returncode == 2
+    assert "not UTF-8" in result.stderr and "line 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_reports_a_missing_model(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"emotion:\n  model: {tmp_path / 'gone.tflite'}\n")
+    result = _check_config(path)
+    assert result.returncode == 2, result.stdout
+    assert "emotion.model" in result.stderr and "does not exist" in result.stderr
+    assert "OK" not in result.stdout
+
+
+def test_check_config_reports_a_model_that_does_not_load(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(b"\x00not a flatbuffer" * 64)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"detect:\n  model: {corrupt}\n")
+    result = _check_config(path)
+    assert result.returncode == 2, result.stdout
+    assert "corrupt.tflite" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_reports_a_missing_music_folder(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"music:\n  folders: [{tmp_path / 'no-music'}]\n")
+    result = _check_config(path)
+    assert result.returncode == 2
+    assert "music.folders" in result.stderr
+
+
+def test_check_config_accepts_the_repository_config() -> None:
+    result = _check_config(ROOT / "config.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
