@@ -9,7 +9,6 @@ the database runs in WAL mode with ``synchronous=FULL`` so a crash or a
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.statedir import make_state_dir, private_umask, tighten
+
+__all__ = ["UserRecord", "UserStore", "check_name", "make_state_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +71,6 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-def make_state_dir(path: Path) -> Path:
-    """Create the state directory with mode 0700 (it holds biometric data)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-    except OSError as err:
-        raise ConfigError(f"state directory {path}: cannot create it: {err.strerror}") from err
-    return path
-
-
 class UserStore:
     """The enrolled users database. Thread-safe: one connection behind a lock."""
 
@@ -87,21 +79,21 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         make_state_dir(self.path.parent)
-        old_umask = os.umask(0o077)  # the file and its -wal/-shm siblings: owner only
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
-        except sqlite3.DatabaseError as err:
-            raise ConfigError(
-                f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
-            ) from err
-        finally:
-            os.umask(old_umask)
+        tighten(self.path)
+        # The database file (SQLite gives its -wal/-shm siblings the same mode): owner only.
+        with private_umask():
+            try:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+            except sqlite3.DatabaseError as err:
+                raise ConfigError(
+                    f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
+                ) from err
         self._lock = threading.Lock()
 
     @classmethod

@@ -38,6 +38,7 @@ from edge.music.moods import target_from_probabilities as point_of
 from edge.music.player import Player, PlayerEvent, PygamePlayer
 from edge.music.preferences import Feedback, PreferenceStore
 from edge.music.recommend import Recommender, strategy_target
+from edge.statedir import write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -468,8 +469,6 @@ class MusicController:
             "users": [user for user in self.listeners() if user],
         }
         try:
-            tmp = self._now_playing_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            tmp.replace(self._now_playing_file)
+            write_private_text(self._now_playing_file, json.dumps(data))
         except OSError as err:
             logger.debug("cannot write %s: %s", self._now_playing_file, err)

@@ -31,6 +31,7 @@ from edge.music.moods import (
     mood_point,
     nearest_mood,
 )
+from edge.statedir import write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -315,9 +316,7 @@ def _load_cache(path: Path | None) -> dict[str, dict[str, Any]]:
 def _save_cache(path: Path, entries: Mapping[str, Any]) -> None:
     """Write atomically (temp file, then rename) so a crash never leaves half a cache."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "files": entries}), encoding="utf-8")
-        tmp.replace(path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_text(path, json.dumps({"version": CACHE_VERSION, "files": entries}))
     except OSError as err:
         logger.warning("%s: cannot write the library cache (%s)", path, err)

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from edge.statedir import make_state_dir, private_umask, tighten
+
 logger = logging.getLogger(__name__)
 
 Feedback = Literal["skip", "like", "replay", "complete"]
@@ -78,12 +80,19 @@ class PreferenceStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_state_dir(path.parent)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=5.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        tighten(path)
+        # Listening habits per named user: owner only (SQLite gives -wal/-shm the same mode).
+        with private_umask():
+            self._db = sqlite3.connect(
+                path, timeout=5.0, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            # A forgotten user's rows are overwritten, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA)
 
     def __enter__(self) -> PreferenceStore:
         return self
