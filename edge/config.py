@@ -242,6 +242,23 @@ class MqttConfig(Section):
     command_max_bytes: int = Field(
         1024, ge=16, le=65536, description="Command payloads larger than this are ignored."
     )
+    identity_commands: bool = Field(
+        False,
+        description="Accept enroll and forget over MQTT, signed with the command key "
+        "($MOODBOX_COMMAND_KEY or $CREDENTIALS_DIRECTORY/command_key); off: only the CLI.",
+    )
+    command_window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="A signed command's time stamp must be this close to the box's clock.",
+    )
+    discovery_min_interval_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Send discovery again on Home Assistant's birth message at most this often.",
+    )
 
 
 class IdentifyConfig(Section):
@@ -474,7 +491,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
 
 
 # Variables with the prefix that are not settings (secrets are read where used).
-_NOT_SETTINGS = frozenset({"MOODBOX_MQTT_PASSWORD", "MOODBOX_CONFIG"})
+_NOT_SETTINGS = frozenset({"MOODBOX_MQTT_PASSWORD", "MOODBOX_CONFIG", "MOODBOX_COMMAND_KEY"})
 
 
 def load_config(

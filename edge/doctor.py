@@ -35,6 +35,7 @@ class Status(StrEnum):
     PASS = "PASS"  # noqa: S105 - a check status, not a password
     FAIL = "FAIL"
     SKIP = "SKIP"
+    WARN = "WARN"  # works, but exposes something; does not fail the doctor
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,73 @@ def check_broker(config: MoodboxConfig) -> list[Result]:
     return [Result("broker", Status.PASS, f"{host}:{port} accepts connections")]
 
 
+def check_broker_access(config: MoodboxConfig) -> list[Result]:
+    """Warn when the broker lets anonymous clients in, or the password crosses the LAN in clear.
+
+    The probe connects the way a stranger would, without user name or password:
+    if it is let in, anyone on the network can read who is home and publish commands.
+    """
+    import dataclasses
+
+    from edge.publish.mqtt import BrokerSettings, make_client, read_password
+
+    if not config.mqtt.host:
+        return [Result("broker access", Status.SKIP, "mqtt.host not set: MQTT is off")]
+    results: list[Result] = []
+    settings = BrokerSettings.from_config(config)
+    if read_password() and not settings.tls:
+        results.append(
+            Result(
+                "broker password",
+                Status.WARN,
+                "the MQTT password is sent without TLS: anyone on the network path can read "
+                "it (set mqtt.tls: true and port 8883)",
+            )
+        )
+    probe = make_client(
+        dataclasses.replace(
+            settings,
+            client_id=f"{settings.client_id}-doctor",
+            username=None,
+            password=None,
+            will_topic=None,
+        )
+    )
+    outcome: dict[str, bool] = {}
+    done = threading.Event()
+
+    def on_connect(*args: Any) -> None:
+        outcome["accepted"] = not args[3].is_failure
+        done.set()
+
+    probe.on_connect = on_connect
+    try:
+        probe.connect(settings.host, settings.port, keepalive=10)
+    except (OSError, ValueError) as err:
+        return [*results, Result("broker access", Status.SKIP, f"cannot connect: {err}")]
+    probe.loop_start()
+    try:
+        answered = done.wait(5)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+    if not answered:
+        results.append(Result("broker access", Status.SKIP, "no answer to an anonymous connect"))
+    elif outcome["accepted"]:
+        results.append(
+            Result(
+                "broker access",
+                Status.WARN,
+                "the broker accepts anonymous clients: anyone on the network can read "
+                "presence and moods and send player commands (README: MQTT security, "
+                "allow_anonymous false and an ACL)",
+            )
+        )
+    else:
+        results.append(Result("broker access", Status.PASS, "anonymous clients are refused"))
+    return results
+
+
 def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -269,6 +337,7 @@ CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("camera", check_camera),
     ("audio", check_audio),
     ("broker", check_broker),
+    ("broker access", check_broker_access),
     ("disk", check_disk),
     ("state dir", check_state_dir),
     ("secret", check_secret),
@@ -290,9 +359,12 @@ def format_report(results: list[Result]) -> str:
     width = max(len(r.check) for r in results)
     lines = [f"  {r.status:<4}  {r.check:<{width}}  {r.detail}" for r in results]
     counts = {s: sum(r.status is s for r in results) for s in Status}
-    lines.append(
+    summary = (
         f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.SKIP]} skipped"
     )
+    if counts[Status.WARN]:
+        summary += f", {counts[Status.WARN]} warning(s)"
+    lines.append(summary)
     return "\n".join(lines)
 
 

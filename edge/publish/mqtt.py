@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +29,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MessageHandler = Callable[[str, bytes], None]
+
+class MessageHandler(Protocol):
+    """Receives each subscribed message; ``retained``: the broker kept it from earlier."""
+
+    def __call__(self, topic: str, payload: bytes, retained: bool = False) -> None: ...
+
+
 # Where the password is read from (names, not secrets).
 PASSWORD_ENV = "MOODBOX_MQTT_PASSWORD"  # noqa: S105
 PASSWORD_CREDENTIAL = "mqtt_password"  # noqa: S105
@@ -324,6 +330,6 @@ class MqttPublisher:
         if handler is None:
             return
         try:
-            handler(message.topic, bytes(message.payload))
+            handler(message.topic, bytes(message.payload), bool(message.retain))
         except Exception:  # paho's thread must survive any handler bug
             logger.exception("MQTT: handling a message on %s failed", message.topic)
