@@ -130,3 +130,51 @@ def test_check_config_accepts_the_repository_config() -> None:
     result = _check_config(ROOT / "config.yaml")
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+# --- names: one person whatever the Unicode form or case ---
+
+
+def test_nfc_and_nfd_names_are_one_user_compared_without_case(tmp_path: Path) -> None:
+    import unicodedata
+
+    import numpy as np
+
+    from edge.identify.store import UserStore
+
+    nfc, nfd = unicodedata.normalize("NFC", "José"), unicodedata.normalize("NFD", "José")
+    assert nfc != nfd
+    vectors = np.eye(4, 128, dtype=np.float32)
+    with UserStore.in_state_dir(tmp_path / "state") as store:
+        assert store.add_embeddings(nfc, vectors[:2]) == 2
+        assert store.add_embeddings(nfd, vectors[2:3]) == 3
+        assert store.add_embeddings("JOSÉ", vectors[3:]) == 4
+        assert [(u.name, u.samples) for u in store.users()] == [(nfc, 4)]
+        assert store.find(nfd.lower()) == nfc
+        assert store.forget("josé")
+        assert store.users() == []
+
+
+def test_an_old_store_gains_case_folded_names(tmp_path: Path) -> None:
+    import sqlite3
+
+    from edge.identify.store import UserStore
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    with sqlite3.connect(state / UserStore.FILENAME) as db:  # the schema before this change
+        db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+            "created REAL NOT NULL, last_seen REAL)"
+        )
+        db.execute("INSERT INTO users (name, created) VALUES ('Ada', 0)")
+    with UserStore.in_state_dir(state) as store:
+        assert store.find("ADA") == "Ada"
+
+
+def test_command_names_are_nfc_normalised() -> None:
+    import unicodedata
+
+    from edge.control import _valid_name
+
+    assert _valid_name(unicodedata.normalize("NFD", "José")) == unicodedata.normalize("NFC", "José")

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ CREATE INDEX IF NOT EXISTS embeddings_user ON embeddings(user_id);
 CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
 """
 
+# Added after the first release: the NFC, case-folded name, unique, so "José" typed as
+# one code point or as e + combining accent, or as "JOSÉ", is one user.
+_FOLD_MIGRATION = """
+ALTER TABLE users ADD COLUMN fold TEXT;
+"""
+_FOLD_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_fold ON users(fold)"
+
 MAX_NAME_LENGTH = 64
 
 
@@ -64,11 +72,17 @@ class UserRecord:
 
 
 def check_name(name: str) -> str:
-    """A user name, stripped; ValueError if it is empty, too long or has control characters."""
-    cleaned = name.strip()
+    """A user name, NFC-normalised and stripped; ValueError if it is empty, too long or has
+    control characters."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH or not cleaned.isprintable():
         raise ValueError(f"user name {name!r} must be 1 to {MAX_NAME_LENGTH} printable characters")
     return cleaned
+
+
+def fold_name(name: str) -> str:
+    """The form two names are compared in: NFC, stripped, case-folded."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 class UserStore:
@@ -90,11 +104,21 @@ class UserStore:
                 self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
                 self._db.execute("PRAGMA busy_timeout=5000")
                 self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+                self._migrate()
             except sqlite3.DatabaseError as err:
                 raise ConfigError(
                     f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
                 ) from err
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(users)")}
+        if "fold" not in columns:
+            self._db.executescript(_FOLD_MIGRATION)
+        rows = self._db.execute("SELECT id, name FROM users WHERE fold IS NULL").fetchall()
+        for user_id, name in rows:
+            self._db.execute("UPDATE users SET fold = ? WHERE id = ?", (fold_name(name), user_id))
+        self._db.execute(_FOLD_INDEX)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> UserStore:
@@ -140,9 +164,23 @@ class UserStore:
         return int(count)
 
     def _user_id(self, db: sqlite3.Connection, name: str, now: float) -> int:
-        db.execute("INSERT OR IGNORE INTO users (name, created) VALUES (?, ?)", (name, now))
-        (user_id,) = db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        # The first spelling stays the user's name; later ones add to the same user.
+        db.execute(
+            "INSERT OR IGNORE INTO users (name, fold, created) VALUES (?, ?, ?)",
+            (name, fold_name(name), now),
+        )
+        (user_id,) = db.execute(
+            "SELECT id FROM users WHERE fold = ?", (fold_name(name),)
+        ).fetchone()
         return int(user_id)
+
+    def find(self, name: str) -> str | None:
+        """The enrolled name that ``name`` denotes (any case, any Unicode form), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name FROM users WHERE fold = ?", (fold_name(name),)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def users(self) -> list[UserRecord]:
         """Every enrolled user, by name."""
@@ -172,7 +210,7 @@ class UserStore:
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""
         with self._lock, self._transaction() as db:
-            deleted = db.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount
+            deleted = db.execute("DELETE FROM users WHERE fold = ?", (fold_name(name),)).rowcount
         if deleted:
             # Old copies of the rows may linger in the WAL: rewrite, then empty it.
             with self._lock:
@@ -183,7 +221,7 @@ class UserStore:
     def touch(self, name: str, now: float) -> None:
         """Record that ``name`` was just recognised."""
         with self._lock, self._transaction() as db:
-            db.execute("UPDATE users SET last_seen = ? WHERE name = ?", (now, name))
+            db.execute("UPDATE users SET last_seen = ? WHERE fold = ?", (now, fold_name(name)))
 
     def add_debug_image(self, name: str, jpeg: bytes, now: float) -> None:
         """Opt-in debug only: keep one face image of ``name``."""

@@ -31,20 +31,19 @@ from edge.events import (
     PlayerState,
     StatusChanged,
     TrackStarted,
+    UserForgotten,
 )
 from edge.music.library import Library, Track, scan_library
 from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
 from edge.music.moods import target_from_probabilities as point_of
 from edge.music.player import Player, PlayerEvent, PygamePlayer
-from edge.music.preferences import Feedback, PreferenceStore
+from edge.music.preferences import NOW_PLAYING, PREFERENCES_DB, Feedback, PreferenceStore
 from edge.music.recommend import Recommender, strategy_target
 from edge.statedir import write_private_text
 
 logger = logging.getLogger(__name__)
 
 LIBRARY_CACHE = "music_library.json"
-PREFERENCES_DB = "music.sqlite"
-NOW_PLAYING = "music_now.json"
 SKIP_FADE_MS = 300
 
 
@@ -163,6 +162,21 @@ class MusicController:
         elif event.type == "user_signed_out" and getattr(event, "user", None):
             self._signed_in.discard(str(event.user))  # type: ignore[attr-defined]
             self._changed = True
+        elif isinstance(event, UserForgotten):
+            self._forget(event.user)
+
+    def _forget(self, user: str) -> None:
+        """Drop a forgotten user from memory, the now-playing file and the player state."""
+        self._signed_in.discard(user)
+        for track_id, (probabilities, face_user) in list(self._faces.items()):
+            if face_user == user:
+                self._faces[track_id] = (probabilities, None)
+        if self._current_user is not None and user in self._current_user.split(", "):
+            self._current_user = self._user_label()
+        if self._current is not None:
+            self._write_now_playing(self._current)
+        self._changed = True
+        self._publish_state()
 
     def poll(self, now: float) -> None:
         self._now = now

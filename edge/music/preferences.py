@@ -10,6 +10,7 @@ power cut. A signed-in listener's feedback also teaches the household profile
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -20,11 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from edge.statedir import make_state_dir, private_umask, tighten
+from edge.statedir import make_state_dir, private_umask, tighten, write_private_text
 
 logger = logging.getLogger(__name__)
 
 Feedback = Literal["skip", "like", "replay", "complete"]
+PREFERENCES_DB = "music.sqlite"
+NOW_PLAYING = "music_now.json"
 HOUSEHOLD = "*household*"  # not a valid user name, so it cannot collide
 HOUSEHOLD_SHARE = 0.5
 MAX_WEIGHT = 4.0
@@ -167,6 +170,26 @@ class PreferenceStore:
                 blended[feature] = blended.get(feature, 0.0) + weight / len(listeners)
         return blended
 
+    def forget(self, user: str) -> int:
+        """Delete every feedback and weight row of ``user`` in one transaction; rows deleted.
+
+        secure_delete overwrites the freed pages, VACUUM rewrites the file and the
+        WAL is emptied, so the name is not left in free pages or old frames.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._db.execute("DELETE FROM feedback WHERE user = ?", (user,)).rowcount
+                deleted += self._db.execute("DELETE FROM weights WHERE user = ?", (user,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if deleted:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(deleted)
+
     def feedback_count(self, user: str | None = None) -> int:
         with self._lock:
             if user is None:
@@ -182,3 +205,28 @@ class PreferenceStore:
             "SELECT feature, weight FROM weights WHERE user = ? AND mood = ?", (user, mood)
         )
         return [(str(f), float(w)) for f, w in cursor.fetchall()]
+
+
+def forget_listener(state_dir: Path, user: str) -> None:
+    """Remove ``user`` from the music state in ``state_dir``: preferences and now-playing."""
+    database = state_dir / PREFERENCES_DB
+    if database.exists():
+        with PreferenceStore(database) as store:
+            store.forget(user)
+    scrub_now_playing(state_dir / NOW_PLAYING, user)
+
+
+def scrub_now_playing(path: Path, user: str) -> None:
+    """Rewrite the now-playing file without ``user`` (it lists who was listening)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as err:
+        logger.warning("%s: unreadable (%s); deleting it", path, err)
+        path.unlink(missing_ok=True)
+        return
+    users = data.get("users") if isinstance(data, dict) else None
+    if isinstance(users, list) and user in users:
+        data["users"] = [name for name in users if name != user]
+        write_private_text(path, json.dumps(data))

@@ -80,6 +80,15 @@ class HouseholdState:
             return {}
         return self._presence()
 
+    def _on_forgotten(self, event: dict[str, Any]) -> dict[str, str]:
+        """A forgotten user leaves presence and every face's mood attributes."""
+        user = str(event["user"])
+        self._present.pop(user, None)
+        for track_id, face in list(self._faces.items()):
+            if face.get("user") == user:
+                self._faces[track_id] = {**face, "user": None}
+        return {**self._mood(), **self._presence()}
+
     def _on_player(self, event: dict[str, Any]) -> dict[str, str]:
         return player_payloads(event)
 
@@ -91,6 +100,7 @@ class HouseholdState:
         "face_lost": _on_face_lost,
         "user_signed_in": _on_signed_in,
         "user_signed_out": _on_signed_out,
+        "user_forgotten": _on_forgotten,
         "player_state": _on_player,
         "track_started": _on_track_started,
     }
