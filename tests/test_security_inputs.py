@@ -178,3 +178,96 @@ def test_command_names_are_nfc_normalised() -> None:
     from edge.control import _valid_name
 
     assert _valid_name(unicodedata.normalize("NFD", "José")) == unicodedata.normalize("NFC", "José")
+
+
+# --- camera sources that block in the driver, end early, or are not regular files ---
+
+
+def _fifo_daemon_stops_in_time(tmp_path: Path, camera_type: str) -> tuple[int, float, list[str]]:
+    import os
+    import signal
+
+    from daemon_harness import Daemon, env_for
+
+    fifo = tmp_path / "camera.fifo"
+    os.mkfifo(fifo)  # nobody ever writes: opening it for reading blocks in open(2)
+    env = env_for(
+        tmp_path,
+        fifo,
+        MOODBOX_CAMERA_TYPE=camera_type,
+        MOODBOX_CAMERA_OPEN_TIMEOUT_S="3",  # stop deadline: 2 x 3 + 1 = 7 s
+        MOODBOX_MUSIC_ENABLED="false",
+    )
+    daemon = Daemon(tmp_path, env=env)
+    try:
+        daemon.wait_notify("READY=1")
+        time.sleep(1.0)  # the loop is now inside the source's open()
+        started = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        code = daemon.wait(timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        daemon.close()
+    return code, elapsed, daemon.logs
+
+
+@pytest.mark.parametrize("camera_type", ["opencv", "replay"])
+def test_sigterm_stops_a_daemon_whose_camera_blocks_in_open(
+    tmp_path: Path, camera_type: str
+) -> None:
+    code, elapsed, logs = _fifo_daemon_stops_in_time(tmp_path, camera_type)
+    assert code == 0, "\n".join(logs[-20:])  # a clean stop, not the hard deadline exit
+    assert elapsed < 7, elapsed
+    assert any("signal SIGTERM: stopping" in line for line in logs)
+    assert not any("does not exist" in line for line in logs)  # a FIFO exists
+    assert not any("Traceback" in line for line in logs)
+
+
+def test_a_damaged_video_says_how_many_frames_it_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import cv2
+    import numpy as np
+
+    from edge.camera.replay import ReplaySource
+    from edge.errors import EndOfStream
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        writer.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    third = len(data) // 3
+    data[third : 2 * third] = bytes(third)  # a damaged middle; the index still says 60
+    path.write_bytes(bytes(data))
+    frames = 0
+    short = pytest.raises(EndOfStream, match=r"ended after \d+ of 60 frames")
+    with ReplaySource(path, fps=0, loop=False) as source, short as ended:
+        while True:
+            source.read()
+            frames += 1
+    assert 0 < frames < 60
+    assert f"after {frames} of 60" in str(ended.value)
+    assert any("(damaged?)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_whole_video_ends_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import cv2
+    import numpy as np
+
+    from edge.camera.replay import ReplaySource
+    from edge.errors import EndOfStream
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(12):
+        writer.write(np.full((120, 160, 3), i * 20, dtype=np.uint8))
+    writer.release()
+    with ReplaySource(path, fps=0, loop=False) as source, pytest.raises(EndOfStream):
+        while True:
+            source.read()
+    assert not any("damaged" in r.getMessage() for r in caplog.records)
