@@ -159,3 +159,52 @@ def test_cli_forget_removes_music_state_too(tmp_path: Path) -> None:
     assert json.loads((state / NOW_PLAYING).read_text())["users"] == ["Bo"]
     with PreferenceStore(state / PREFERENCES_DB) as prefs:
         assert prefs.feedback_count(None) == 1  # the household's own feedback stays
+
+
+def test_cli_forget_beside_a_running_daemon_clears_its_retained_presence(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    enrol(tmp_path, state)
+    env = env_for(
+        tmp_path,
+        ROOT / "demo" / "faces",
+        STATE_DIRECTORY=str(state),
+        MOODBOX_CAMERA_FPS="10",
+        MOODBOX_IDENTIFY_ENABLED="true",
+        MOODBOX_MUSIC_ENABLED="false",
+        MOODBOX_MQTT_HOST=mosquitto.host,
+        MOODBOX_MQTT_PORT=str(mosquitto.port),
+    )
+    daemon = Daemon(tmp_path, env=env)
+    presence = Recorder(mosquitto, f"{PREFIX}/presence")
+    try:
+        named = presence.wait_for(lambda m: NAME.encode() in m.payload, timeout_s=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "forget", NAME],
+            cwd=tmp_path,
+            env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        # The daemon notices within a couple of seconds and republishes presence without them.
+        presence.wait_for(
+            lambda m: NAME.encode() not in m.payload,
+            timeout_s=30,
+            after=presence.messages.index(named) + 1,
+        )
+        daemon.wait_for(
+            "user_forgotten", lambda: any(e["type"] == "user_forgotten" for e in daemon.events)
+        )
+        stop_cleanly(daemon)
+    finally:
+        presence.close()
+        daemon.close()
+    retained = Recorder(mosquitto, f"{PREFIX}/#")
+    time.sleep(1)
+    leaked = [m.topic for m in retained.messages if m.retain and NAME.encode() in m.payload]
+    retained.close()
+    assert leaked == []
