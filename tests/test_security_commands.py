@@ -488,3 +488,15 @@ def test_doctor_passes_a_closed_broker_but_warns_of_a_password_without_tls(
     assert results["broker access"].status is Status.PASS
     assert results["broker password"].status is Status.WARN
     assert "without TLS" in results["broker password"].detail
+
+
+def test_a_signature_made_from_the_readme_recipe_is_accepted() -> None:
+    import hashlib
+    import hmac
+
+    ts, nonce = round(time.time(), 3), "0123456789abcdef"
+    text = f"moodbox-command-v1\n{PREFIX}\nforget\nAda\n{ts:.3f}\n{nonce}"
+    sig = hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+    authority = CommandAuthority(KEY, PREFIX)
+    payload = {"name": "Ada", "ts": ts, "nonce": nonce, "sig": sig}
+    assert authority.verify("forget", payload) == "Ada"

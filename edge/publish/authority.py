@@ -8,6 +8,9 @@ alone proves nothing. With ``mqtt.identity_commands: true`` an ``enroll`` or
 
     sig = HMAC-SHA256(key, "moodbox-command-v1\\n<prefix>\\n<command>\\n<name>\\n<ts>\\n<nonce>")
 
+with ``<ts>`` written with exactly three decimals (``1733100000.500``), so a signer
+in any language produces the same text.
+
 A client that only listens sees signatures but never the key, so it cannot make
 one for another name, command or box (the prefix is signed too). Replaying a
 payload it saw is refused twice over: ``ts`` must be within
@@ -83,7 +86,7 @@ def read_command_key(environ: Mapping[str, str] | None = None) -> bytes | None:
 
 def signed_text(prefix: str, command: str, name: str, ts: float, nonce: str) -> bytes:
     """The bytes a signature covers."""
-    return "\n".join((VERSION, prefix, command, name, repr(float(ts)), nonce)).encode("utf-8")
+    return "\n".join((VERSION, prefix, command, name, f"{float(ts):.3f}", nonce)).encode("utf-8")
 
 
 def sign_command(
