@@ -281,7 +281,8 @@ class MqttPublisher:
         info = self._client.publish(message.topic, message.payload, message.qos, message.retain)
         # MQTT_ERR_NO_CONN needs nothing here: paho keeps QoS ≥ 1 messages and resends them.
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            self._dropped += 1
+            with self._window:  # the counter the sender thread updates too
+                self._dropped += 1
 
     def _enqueue(self, message: _Message) -> None:
         with self._window:
