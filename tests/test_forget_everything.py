@@ -208,3 +208,19 @@ def test_cli_forget_beside_a_running_daemon_clears_its_retained_presence(
     leaked = [m.topic for m in retained.messages if m.retain and NAME.encode() in m.payload]
     retained.close()
     assert leaked == []
+
+
+def test_a_forget_killed_half_way_is_finished_by_the_next_one(tmp_path: Path) -> None:
+    """The music state goes before the user: a second forget still finds them enrolled;
+    and music rows left under a name nobody is enrolled as go too."""
+    from edge.identify.forget import forget_user
+
+    state = tmp_path / "state"
+    with PreferenceStore(state / PREFERENCES_DB) as prefs:
+        prefs.record("Orphan", "sad", "t1", "skip")
+    with UserStore.in_state_dir(state) as store:
+        store.add_embeddings("Ada", np.eye(2, 128, dtype=np.float32))
+        assert forget_user(store, "orphan") is None  # not enrolled, music rows cleared anyway
+        assert forget_user(store, "ADA") == "Ada"
+    with PreferenceStore(state / PREFERENCES_DB) as prefs:
+        assert prefs.feedback_count("Orphan") == 0

@@ -13,6 +13,7 @@ event the identity stage emits afterwards.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from pathlib import Path
 
 from edge.identify.store import UserStore
@@ -23,10 +24,16 @@ logger = logging.getLogger(__name__)
 
 def forget_user(store: UserStore, name: str, state_dir: Path | None = None) -> str | None:
     """Delete ``name`` (any case or Unicode form) and their music state; the enrolled name
-    that was deleted, or None if nobody had it."""
+    that was deleted, or None if nobody had it.
+
+    The music state goes first and the user last: killed in between, the user is
+    still enrolled and a second ``forget`` finishes the job. Music state under the
+    name is cleared even when nobody is enrolled under it (such a second run).
+    """
     enrolled = store.find(name)
+    state = store.path.parent if state_dir is None else state_dir
+    forget_listener(state, enrolled or unicodedata.normalize("NFC", name).strip())
     if enrolled is None:
         return None
     store.forget(enrolled)
-    forget_listener(store.path.parent if state_dir is None else state_dir, enrolled)
     return enrolled

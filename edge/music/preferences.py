@@ -171,16 +171,25 @@ class PreferenceStore:
         return blended
 
     def forget(self, user: str) -> int:
-        """Delete every feedback and weight row of ``user`` in one transaction; rows deleted.
+        """Delete every feedback and weight row of ``user`` (compared as the user store
+        compares names: any case, any Unicode form) in one transaction; rows deleted.
 
         secure_delete overwrites the freed pages, VACUUM rewrites the file and the
         WAL is emptied, so the name is not left in free pages or old frames.
         """
+        from edge.identify.store import fold_name
+
         with self._lock:
+            self._db.create_function("moodbox_fold", 1, fold_name, deterministic=True)
+            key = fold_name(user)
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                deleted = self._db.execute("DELETE FROM feedback WHERE user = ?", (user,)).rowcount
-                deleted += self._db.execute("DELETE FROM weights WHERE user = ?", (user,)).rowcount
+                deleted = 0
+                for table in ("feedback", "weights"):
+                    deleted += self._db.execute(
+                        f"DELETE FROM {table} WHERE moodbox_fold(user) = ?",  # noqa: S608 - fixed names
+                        (key,),
+                    ).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -226,7 +235,14 @@ def scrub_now_playing(path: Path, user: str) -> None:
         logger.warning("%s: unreadable (%s); deleting it", path, err)
         path.unlink(missing_ok=True)
         return
+    from edge.identify.store import fold_name
+
     users = data.get("users") if isinstance(data, dict) else None
-    if isinstance(users, list) and user in users:
-        data["users"] = [name for name in users if name != user]
+    if not isinstance(users, list):
+        return
+    kept = [
+        name for name in users if not (isinstance(name, str) and fold_name(name) == fold_name(user))
+    ]
+    if kept != users:
+        data["users"] = kept
         write_private_text(path, json.dumps(data))
