@@ -52,8 +52,8 @@ def test_order_and_completeness_survive_a_frozen_broker(
         emit(20, 0.02)
         process.send_signal(signal.SIGSTOP)
         try:
-            # 2.5 keepalives: paho's ping goes unanswered and it drops the connection.
-            emit(60, 2.5 * KEEPALIVE_S / 60)
+            # 3 keepalives: paho pings after one, and drops the connection a keepalive later.
+            emit(60, 3 * KEEPALIVE_S / 60)
             assert not publisher.health().connected, "the keepalive never tripped"
         finally:
             process.send_signal(signal.SIGCONT)
