@@ -39,7 +39,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    from edge.doctor import file_problems
+
+    problems = file_problems(load_config(args.file))
+    if problems:
+        raise ConfigError(f"{args.file}: {len(problems)} problem(s)", problems)
     print(f"{args.file}: OK")
     return 0
 
@@ -71,7 +75,9 @@ def register(sub: Any) -> None:
     run.add_argument("--max-seconds", type=float, default=None, help="stop after S seconds")
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="validate a config file (exit 2 if invalid)")
+    check = sub.add_parser(
+        "check-config", help="validate a config file, its paths and models (exit 2 if not)"
+    )
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_check_config)
 

@@ -75,6 +75,13 @@ def cmd_mqtt_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign_command(args: argparse.Namespace) -> int:
+    from edge.publish.authority import sign_command_line
+
+    print(sign_command_line(config_from_args(args), args.command_name, args.name))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     config = config_parent()
     remove = subparsers.add_parser(
@@ -96,3 +103,12 @@ def register(subparsers: Any) -> None:
     check.add_argument("--seconds", type=float, default=1.0, help="how long to listen")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     check.set_defaults(func=cmd_mqtt_check)
+
+    sign = subparsers.add_parser(
+        "sign-command",
+        parents=[config],
+        help="print a signed enroll/forget payload (key: $MOODBOX_COMMAND_KEY or the credential)",
+    )
+    sign.add_argument("command_name", choices=("enroll", "forget"))
+    sign.add_argument("name")
+    sign.set_defaults(func=cmd_sign_command)

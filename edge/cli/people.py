@@ -112,15 +112,16 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from edge.identify.forget import forget_user
     from edge.identify.store import UserStore
 
     config = config_from_args(args)
     with UserStore.in_state_dir(config.state_dir()) as store:
-        removed = store.forget(args.name)
-    if not removed:
+        removed = forget_user(store, args.name)
+    if removed is None:
         print(f"error: nobody called {args.name!r} is enrolled", file=sys.stderr)
         return EXIT_FAILED
-    print(f"forgot {args.name}: every embedding and image of them is deleted")
+    print(f"forgot {removed}: every embedding, image and music preference of them is deleted")
     return 0
 
 

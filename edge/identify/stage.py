@@ -23,7 +23,14 @@ import numpy as np
 
 from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
-from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
+from edge.events import (
+    Event,
+    StatusChanged,
+    UnknownFace,
+    UserForgotten,
+    UserSignedIn,
+    UserSignedOut,
+)
 from edge.identify.align import align_face
 from edge.identify.embed import FaceEmbedder, mirrored
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, measure_quality
@@ -86,6 +93,8 @@ class IdentityStage:
             logger.info("deleted %d debug face image(s) past retention", pruned)
         self._data_version = store.data_version()
         self._checked_at = float("-inf")
+        self._enrolled: set[str] = set()
+        self._forgotten: list[str] = []  # by another process, noticed on reload
         self.reload()
 
     @classmethod
@@ -102,10 +111,14 @@ class IdentityStage:
         stage._owns_store = True
         return stage
 
-    def reload(self) -> None:
-        """Re-read the enrolled users from the store."""
-        self.recognizer.set_gallery(Gallery.from_embeddings(self.store.embeddings()))
+    def reload(self) -> set[str]:
+        """Re-read the enrolled users from the store; the names that are gone since."""
+        before = set(self._enrolled)
+        embeddings = self.store.embeddings()
+        self._enrolled = {user.name for user in self.store.users()}
+        self.recognizer.set_gallery(Gallery.from_embeddings(embeddings))
         logger.info("face sign-in: %d enrolled user(s)", len(self.recognizer.gallery))
+        return before - self._enrolled
 
     # Requests from any thread (MQTT commands, CLI).
 
@@ -119,11 +132,13 @@ class IdentityStage:
 
     def forget(self, name: str) -> bool:
         """Delete ``name`` and every trace of them; False if nobody had that name."""
-        removed = self.store.forget(name)
-        if removed:
-            self._requests.put(("forget", name.strip()))
-            logger.info("forgot user %s", name)
-        return removed
+        from edge.identify.forget import forget_user
+
+        removed = forget_user(self.store, name)
+        if removed is not None:
+            self._requests.put(("forget", removed))
+            logger.info("forgot user %s", removed)
+        return removed is not None
 
     # The loop thread.
 
@@ -139,6 +154,13 @@ class IdentityStage:
         stamp = now if wall_time is None else wall_time
         self._check_store(now)
         events = self._handle_requests(now, stamp)
+        while self._forgotten:
+            name = self._forgotten.pop()
+            from edge.music.preferences import forget_listener
+
+            # Music feedback recorded for them between that forget and our noticing it.
+            forget_listener(self.store.path.parent, name)
+            events.extend(self._drop_user(name, stamp))
         for track in expired:
             self.recognizer.drop(track.face_id)
             self._reported_unknown.discard(track.face_id)
@@ -197,7 +219,7 @@ class IdentityStage:
             version = self.store.data_version()
             if version != self._data_version:  # `moodbox enroll`/`forget` ran beside us
                 self._data_version = version
-                self.reload()
+                self._forgotten.extend(sorted(self.reload()))
 
     def _take_results(self) -> None:
         if self._worker is None:
@@ -247,8 +269,18 @@ class IdentityStage:
                 )
             else:
                 self.reload()
-                if self.presence.remove(name):
-                    events.append(UserSignedOut(time=stamp, user=name))
+                self._data_version = self.store.data_version()
+                events.extend(self._drop_user(name, stamp))
+
+    def _drop_user(self, name: str, stamp: float) -> list[Event]:
+        """Events for a forgotten user: signed out if present, then forgotten everywhere."""
+        events: list[Event] = []
+        if self.presence.remove(name):
+            events.append(UserSignedOut(time=stamp, user=name))
+        if self._session is not None and self._session.name == name:
+            self._session = None  # an enrolment under way would bring them back
+        events.append(UserForgotten(time=stamp, user=name))
+        return events
 
     def _finish_enrolment(self, session: EnrolmentSession, stamp: float) -> list[Event]:
         self._session = None

@@ -9,10 +9,10 @@ the database runs in WAL mode with ``synchronous=FULL`` so a crash or a
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.statedir import make_state_dir, private_umask, tighten
+
+__all__ = ["UserRecord", "UserStore", "check_name", "make_state_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,13 @@ CREATE INDEX IF NOT EXISTS embeddings_user ON embeddings(user_id);
 CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
 """
 
+# Added after the first release: the NFC, case-folded name, unique, so "José" typed as
+# one code point or as e + combining accent, or as "JOSÉ", is one user.
+_FOLD_MIGRATION = """
+ALTER TABLE users ADD COLUMN fold TEXT;
+"""
+_FOLD_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_fold ON users(fold)"
+
 MAX_NAME_LENGTH = 64
 
 
@@ -62,21 +72,17 @@ class UserRecord:
 
 
 def check_name(name: str) -> str:
-    """A user name, stripped; ValueError if it is empty, too long or has control characters."""
-    cleaned = name.strip()
+    """A user name, NFC-normalised and stripped; ValueError if it is empty, too long or has
+    control characters."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH or not cleaned.isprintable():
         raise ValueError(f"user name {name!r} must be 1 to {MAX_NAME_LENGTH} printable characters")
     return cleaned
 
 
-def make_state_dir(path: Path) -> Path:
-    """Create the state directory with mode 0700 (it holds biometric data)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-    except OSError as err:
-        raise ConfigError(f"state directory {path}: cannot create it: {err.strerror}") from err
-    return path
+def fold_name(name: str) -> str:
+    """The form two names are compared in: NFC, stripped, case-folded."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 class UserStore:
@@ -87,22 +93,32 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         make_state_dir(self.path.parent)
-        old_umask = os.umask(0o077)  # the file and its -wal/-shm siblings: owner only
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
-        except sqlite3.DatabaseError as err:
-            raise ConfigError(
-                f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
-            ) from err
-        finally:
-            os.umask(old_umask)
+        tighten(self.path)
+        # The database file (SQLite gives its -wal/-shm siblings the same mode): owner only.
+        with private_umask():
+            try:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+                self._migrate()
+            except sqlite3.DatabaseError as err:
+                raise ConfigError(
+                    f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
+                ) from err
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(users)")}
+        if "fold" not in columns:
+            self._db.executescript(_FOLD_MIGRATION)
+        rows = self._db.execute("SELECT id, name FROM users WHERE fold IS NULL").fetchall()
+        for user_id, name in rows:
+            self._db.execute("UPDATE users SET fold = ? WHERE id = ?", (fold_name(name), user_id))
+        self._db.execute(_FOLD_INDEX)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> UserStore:
@@ -148,9 +164,23 @@ class UserStore:
         return int(count)
 
     def _user_id(self, db: sqlite3.Connection, name: str, now: float) -> int:
-        db.execute("INSERT OR IGNORE INTO users (name, created) VALUES (?, ?)", (name, now))
-        (user_id,) = db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        # The first spelling stays the user's name; later ones add to the same user.
+        db.execute(
+            "INSERT OR IGNORE INTO users (name, fold, created) VALUES (?, ?, ?)",
+            (name, fold_name(name), now),
+        )
+        (user_id,) = db.execute(
+            "SELECT id FROM users WHERE fold = ?", (fold_name(name),)
+        ).fetchone()
         return int(user_id)
+
+    def find(self, name: str) -> str | None:
+        """The enrolled name that ``name`` denotes (any case, any Unicode form), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name FROM users WHERE fold = ?", (fold_name(name),)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def users(self) -> list[UserRecord]:
         """Every enrolled user, by name."""
@@ -180,7 +210,7 @@ class UserStore:
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""
         with self._lock, self._transaction() as db:
-            deleted = db.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount
+            deleted = db.execute("DELETE FROM users WHERE fold = ?", (fold_name(name),)).rowcount
         if deleted:
             # Old copies of the rows may linger in the WAL: rewrite, then empty it.
             with self._lock:
@@ -191,7 +221,7 @@ class UserStore:
     def touch(self, name: str, now: float) -> None:
         """Record that ``name`` was just recognised."""
         with self._lock, self._transaction() as db:
-            db.execute("UPDATE users SET last_seen = ? WHERE name = ?", (now, name))
+            db.execute("UPDATE users SET last_seen = ? WHERE fold = ?", (now, fold_name(name)))
 
     def add_debug_image(self, name: str, jpeg: bytes, now: float) -> None:
         """Opt-in debug only: keep one face image of ``name``."""
