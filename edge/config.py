@@ -339,6 +339,13 @@ class PlayerConfig(Section):
         description="mpd: the folder that is MPD's music_directory, as this machine sees it; "
         "a track plays as its path relative to it. Unset: the first of music.folders.",
     )
+    mpd_uri_prefix: str = Field(
+        "",
+        max_length=1000,
+        description="mpd: empty for MPD, which takes the plain path under mpd_music_root; "
+        "Mopidy takes URIs: 'local:track:' (Mopidy-Local) or 'file:///srv/music/' (its file "
+        "backend), followed by the URL-quoted path under mpd_music_root.",
+    )
     mpd_timeout_s: float = Field(
         0.5,
         gt=0,

@@ -1,8 +1,9 @@
-"""A real Music Player Daemon on a free loopback port, with a null audio output.
+"""A real Music Player Daemon (or Mopidy) on a free loopback port, with no sound card.
 
 Its own music directory, database and log under ``workdir``, no state file, so
 a restart comes back stopped with an empty queue, as after a crash. It can be
-killed and started again on the same port to inject outages.
+killed and started again on the same port to inject outages. ``MopidyServer``
+is Mopidy with its MPD frontend and local library, playing into a fakesink.
 """
 
 from __future__ import annotations
@@ -145,3 +146,99 @@ class MpdServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def find_mopidy() -> str | None:
+    """mopidy with the MPD frontend and the local library (Debian: mopidy-mpd, mopidy-local)."""
+    binary = shutil.which("mopidy")
+    if binary is None:
+        return None
+    probe = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if probe.returncode != 0:
+        return None
+    dist = Path("/usr/lib/python3/dist-packages")
+    if not ((dist / "mopidy_mpd").is_dir() and (dist / "mopidy_local").is_dir()):
+        return None
+    return binary
+
+
+class MopidyServer(MpdServer):
+    """Mopidy's MPD frontend on a free loopback port; tracks are ``local:track:`` URIs."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        binary = find_mopidy()
+        if binary is None:
+            raise FileNotFoundError(
+                "mopidy not found (apt-get install mopidy mopidy-mpd mopidy-local)"
+            )
+        self.binary = binary
+        self.workdir = workdir
+        self.music = workdir / "music"
+        self.host = HOST
+        self.port = port or free_port()
+        self.password = None
+        self.mixer = "software"
+        self.log_file = workdir / "mopidy.log"
+        self._process = None
+
+    def _write_config(self) -> Path:
+        text = f"""
+[core]
+cache_dir = {self.workdir}/cache
+config_dir = {self.workdir}/config
+data_dir = {self.workdir}/data
+[logging]
+verbosity = 0
+[audio]
+output = fakesink sync=true
+[mpd]
+hostname = {HOST}
+port = {self.port}
+zeroconf =
+[http]
+enabled = false
+[local]
+media_dir = {self.music}
+[file]
+enabled = false
+[m3u]
+enabled = false
+[stream]
+enabled = false
+"""
+        path = self.workdir / "mopidy.conf"
+        path.write_text(text)
+        return path
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.music.mkdir(exist_ok=True)
+        config = self._write_config()
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self.binary, "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mopidy exited at start: {self.log_file.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.2) as sock:
+                    sock.settimeout(5)
+                    if sock.recv(64).startswith(b"OK MPD"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"mopidy did not listen on {self.port} within {timeout_s} s")
+
+    def update(self, timeout_s: float = 120.0) -> None:
+        """Mopidy-Local's scan (the library is read when Mopidy starts: run it before)."""
+        config = self._write_config()
+        subprocess.run(
+            [self.binary, "--config", str(config), "local", "scan"],
+            capture_output=True,
+            timeout=timeout_s,
+            check=True,
+        )

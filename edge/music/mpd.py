@@ -4,13 +4,14 @@ moodbox owns the server's queue while it plays: the track playing now and at
 most the one queued after it, so MPD itself moves to the next track at the
 boundary (gapless). Tracks are sent as their path relative to
 ``music_root``, the folder that is MPD's ``music_directory`` as this machine
-sees it, and must be in MPD's database (``mpc update``).
+sees it, and must be in MPD's database (``mpc update``); Mopidy takes URIs
+instead (``uri_prefix``: ``local:track:`` or a ``file://`` folder).
 
 Fades are volume ramps (``setvol``) advanced by ``poll``: MPD's own
-``crossfade`` acts only when MPD moves to the next song by itself, and not on
-songs shorter than 20 s or between two audio formats, so it cannot fade in a
-cold start, a skip or a stop. A ramp moves in steps of one poll (one camera
-frame).
+``crossfade`` only overlaps one song's end with the next one's start, is
+skipped for songs under 20 s and between two audio formats (MPD 0.23), and
+cannot fade in a cold start or fade out a stop. A ramp moves in steps of one
+poll (one camera frame).
 
 Nothing blocks the frame loop for long: every call has a socket timeout of
 ``timeout_s``, status is read at most every ``status_interval_s``, and
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from edge.errors import ConfigError
 from edge.music.player import PlayerEvent
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_ENV = "MOODBOX_MPD_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 PASSWORD_CREDENTIAL = "mpd_password"  # noqa: S105
+START_GRACE_S = 2.0  # a started track not playing yet is not taken for ended before this
 RESUME_FADE_MS = 500  # a track continued after the server came back fades in over this
 
 
@@ -86,6 +89,7 @@ class MpdPlayer:
         *,
         host: str,
         music_root: Path,
+        uri_prefix: str = "",
         port: int = 6600,
         password: str | None = None,
         timeout_s: float = 0.5,
@@ -97,6 +101,7 @@ class MpdPlayer:
         self._port = port
         self._password = password
         self._music_root = music_root.expanduser().resolve()
+        self._uri_prefix = uri_prefix
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._retry_max_s = retry_max_s
@@ -120,6 +125,7 @@ class MpdPlayer:
         self._current: Path | None = None
         self._current_id: str | None = None
         self._elapsed = 0.0  # of the current track at the last status, to continue it
+        self._started_at: float | None = None  # a start not yet seen playing in the status
         self._queued: Path | None = None
         self._queued_id: str | None = None
         self._pending: tuple[Path, int] | None = None
@@ -134,11 +140,16 @@ class MpdPlayer:
         return self._client is not None
 
     def uri(self, path: Path) -> str | None:
-        """``path`` as MPD names it (relative to its music directory), None if outside it."""
+        """``path`` as the server names it, None if outside the music root.
+
+        MPD: the path relative to its music directory, as it is. Mopidy: a URI, the
+        prefix and the URL-quoted relative path (it drops the connection on a plain path).
+        """
         try:
-            return path.expanduser().resolve().relative_to(self._music_root).as_posix()
+            relative = path.expanduser().resolve().relative_to(self._music_root).as_posix()
         except ValueError:
             return None
+        return self._uri_prefix + quote(relative) if self._uri_prefix else relative
 
     # -- Player ---------------------------------------------------------------
 
@@ -270,11 +281,12 @@ class MpdPlayer:
         self._failures = 0
         self._sent_volume = None
         self._mixer = True  # the server may have been reconfigured while away
-        for option in ("random", "repeat", "single", "consume"):
-            getattr(client, option)(0)  # moodbox picks every track; MPD must not
         self._events.append(
             PlayerEvent("available", detail=f"MPD {client.mpd_version} at {self._host}")
         )
+        for option in ("random", "repeat", "single", "consume"):
+            with contextlib.suppress(self._mpd.CommandError):  # a password without "control"
+                getattr(client, option)(0)  # moodbox picks every track; MPD must not
         if self._pending is not None:  # asked for while away, or the fade before it was cut
             self._ramp = self._after_ramp = None
             self._start_pending()
@@ -302,6 +314,7 @@ class MpdPlayer:
             # seekid starts the song at the position (seekcur right after playid is refused:
             # the decoder is not open yet).
             self._client.seekid(self._current_id, f"{self._elapsed:.3f}")
+            self._started_at = self._now
             if self._paused:
                 self._client.pause(1)
             self._fade_to(1.0, RESUME_FADE_MS)
@@ -316,10 +329,13 @@ class MpdPlayer:
         mpd = self._mpd
         try:
             call()
-        except (mpd.ConnectionError, OSError) as err:  # OSError: a refused socket, a timeout
-            self._lost(err)
         except mpd.CommandError as err:  # a refused command: log it, the connection lives on
             logger.warning("MPD refused a command: %s", err)
+        except (mpd.MPDError, OSError) as err:  # OSError: a reset socket, a timeout
+            self._lost(err)
+        except Exception as err:  # an answer we cannot read: start afresh, never raise
+            logger.exception("unexpected MPD answer")
+            self._lost(err)
 
     def _lost(self, err: BaseException) -> None:
         client, self._client = self._client, None
@@ -340,11 +356,13 @@ class MpdPlayer:
 
     def _start_pending(self) -> None:
         assert self._pending is not None
+        # ``_pending`` stays set until MPD plays it, so a connection lost half-way through
+        # starts it again on reconnecting instead of forgetting it.
         path, fade_ms = self._pending
-        self._pending = None
         self._paused = False
         uri = self.uri(path)
         if uri is None:
+            self._pending = None
             self._fail(path, f"not under the MPD music root {self._music_root}")
             return
         client = self._client
@@ -353,12 +371,15 @@ class MpdPlayer:
         try:
             song_id = client.addid(uri)
         except self._mpd.CommandError as err:  # not in MPD's database
+            self._pending = None
             self._fail(path, f"{err} (is it in MPD's database? mpc update)")
             return
         self._level = 0.0 if fade_ms > 0 else 1.0
         self._send_volume()
         client.playid(song_id)
+        self._pending = None
         self._current, self._current_id, self._elapsed = path, song_id, 0.0
+        self._started_at = self._now
         self._status_at = float("-inf")
         self._events.append(PlayerEvent("started", path))
         if fade_ms > 0:
@@ -445,7 +466,11 @@ class MpdPlayer:
         song_id = status.get("songid") if status.get("state") != "stop" else None
         if song_id == self._current_id:
             self._elapsed = float(status.get("elapsed", 0.0))
+            self._started_at = None
             return
+        if self._started_at is not None and now - self._started_at < START_GRACE_S:
+            return  # Mopidy reports "stop" for a moment after playid: not an end yet
+        self._started_at = None
         ended = self._current
         self._events.append(PlayerEvent("ended", ended))
         old_id, self._current, self._current_id = self._current_id, None, None

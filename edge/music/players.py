@@ -34,6 +34,7 @@ def _mpd(config: MoodboxConfig) -> Player:
         port=player.mpd_port,
         password=read_password(),
         music_root=config.resolve(root),
+        uri_prefix=player.mpd_uri_prefix,
         timeout_s=player.mpd_timeout_s,
         retry_s=music.audio_retry_s,
         retry_max_s=music.audio_retry_max_s,

@@ -120,3 +120,15 @@ def test_mpd_client_library_is_imported_only_on_connect() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_mopidy_takes_uris_with_a_prefix(tmp_path: Path) -> None:
+    path = config_file(
+        tmp_path,
+        "    type: mpd\n    mpd_music_root: /srv/music\n    mpd_uri_prefix: 'local:track:'\n",
+    )
+    player = make_player(load_config(path, environ={}))
+    assert isinstance(player, MpdPlayer)
+    assert player.uri(Path("/srv/music/happy/sun ny.ogg")) == "local:track:happy/sun%20ny.ogg"
+    files = MpdPlayer(host="h", music_root=Path("/srv/music"), uri_prefix="file:///mnt/m/")
+    assert files.uri(Path("/srv/music/a b.ogg")) == "file:///mnt/m/a%20b.ogg"
