@@ -36,6 +36,7 @@ class MpdServer:
         port: int | None = None,
         password: str | None = None,
         mixer: str = "software",
+        connection_timeout_s: int = 60,
     ) -> None:
         binary = find_mpd()
         if binary is None:
@@ -47,6 +48,7 @@ class MpdServer:
         self.port = port or free_port()
         self.password = password
         self.mixer = mixer
+        self.connection_timeout_s = connection_timeout_s
         self.log_file = workdir / "mpd.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -58,6 +60,7 @@ class MpdServer:
             f'bind_to_address "{HOST}"',
             f'port "{self.port}"',
             'zeroconf_enabled "no"',
+            f'connection_timeout "{self.connection_timeout_s}"',
             # A software mixer makes setvol work (and visible in status) on the null output.
             f'audio_output {{\n  type "null"\n  name "null"\n  mixer_type "{self.mixer}"\n}}',
         ]

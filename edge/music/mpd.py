@@ -96,6 +96,7 @@ class MpdPlayer:
         retry_s: float = 2.0,
         retry_max_s: float = 60.0,
         status_interval_s: float = 0.2,
+        keepalive_s: float = 20.0,
     ) -> None:
         self._host = host
         self._port = port
@@ -106,6 +107,7 @@ class MpdPlayer:
         self._retry_s = retry_s
         self._retry_max_s = retry_max_s
         self._status_interval_s = status_interval_s
+        self._keepalive_s = keepalive_s
         self._mpd: Any = None  # the python-mpd2 module, once imported
         self._client: Any = None  # an MPDClient, only while connected; loop thread only
         self._lock = threading.Lock()
@@ -303,8 +305,13 @@ class MpdPlayer:
         if uri is None:  # it played, so it maps; only a changed music root gets here
             return
         song = self._client.currentsong()
-        if song.get("file") == uri:  # the server never stopped
+        state = self._client.status().get("state")
+        if song.get("file") == uri and state in ("play", "pause"):  # only the connection broke
             self._current_id = song.get("id")
+            for entry in self._client.playlistinfo():  # the queued one is queued afresh below
+                if entry.get("id") != self._current_id:
+                    self._client.deleteid(entry["id"])
+            self._client.pause(1 if self._paused else 0)  # a pause or resume sent while away
             self._send_volume()
         else:
             self._client.clear()
@@ -458,6 +465,10 @@ class MpdPlayer:
                 elif then == "stop":
                     self._stop_now()
         if self._current_id is None or self._paused or self._ramp is not None:
+            if now - self._status_at >= self._keepalive_s:
+                # MPD drops a client that is silent for connection_timeout (60 s by default).
+                self._status_at = now
+                self._client.ping()
             return
         if now - self._status_at < self._status_interval_s:
             return

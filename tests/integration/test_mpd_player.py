@@ -9,12 +9,16 @@ learns the skip as it does with pygame.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +39,26 @@ from edge.music.players import make_player
 PASSWORD = "s3cret"  # noqa: S105 (the test server's)
 
 
-def serve(workdir: Path, **options: Any) -> Iterator[MpdServer]:
-    """A real mpd with a few short tones in its music directory, database up to date."""
+@contextmanager
+def serve(workdir: Path, *, library: Path | None = None, **options: Any) -> Iterator[MpdServer]:
+    """A real mpd, database up to date; its music: a few short tones, or ``library``."""
     if find_mpd() is None:
         message = "mpd not found: apt-get install mpd (.ci/run does)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     server = MpdServer(workdir, **options)
-    server.music.mkdir(parents=True)
-    write_wav(server.music / "short_a.wav", 0.4, 440)
-    write_wav(server.music / "short_b.wav", 0.4, 660)
-    write_wav(server.music / "long.wav", 6.0, 550)
-    for mood in ("happy", "sad"):
-        for i in range(3):
-            write_wav(server.music / mood / f"{mood}{i}.wav", 4.0, 300 + 50 * i)
+    server.music.parent.mkdir(parents=True)
+    if library is not None:
+        server.music.symlink_to(library)
+    else:
+        server.music.mkdir()
+        write_wav(server.music / "short_a.wav", 0.4, 440)
+        write_wav(server.music / "short_b.wav", 0.4, 660)
+        write_wav(server.music / "long.wav", 6.0, 550)
+        for mood in ("happy", "sad"):
+            for i in range(3):
+                write_wav(server.music / mood / f"{mood}{i}.wav", 4.0, 300 + 50 * i)
     server.start()
     try:
         server.update()
@@ -60,7 +69,8 @@ def serve(workdir: Path, **options: Any) -> Iterator[MpdServer]:
 
 @pytest.fixture
 def mpd_server(tmp_path: Path) -> Iterator[MpdServer]:
-    yield from serve(tmp_path / "mpd")
+    with serve(tmp_path / "mpd") as server:
+        yield server
 
 
 def player_for(server: MpdServer, **kwargs: object) -> MpdPlayer:
@@ -276,7 +286,7 @@ def test_survives_mpd_killed_and_restarted(
 def test_password_and_an_output_without_a_mixer(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for server in serve(tmp_path / "mpd", password=PASSWORD, mixer="none"):
+    with serve(tmp_path / "mpd", password=PASSWORD, mixer="none") as server:
         wrong = player_for(server, password="not" + PASSWORD)
         try:
             assert [e.kind for e in Poller(wrong).until(has("unavailable"))] == ["unavailable"]
@@ -300,6 +310,60 @@ def test_password_and_an_output_without_a_mixer(
             player.close()
     warnings = [r for r in caplog.records if "cannot set the volume" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_an_idle_connection_is_kept_alive(tmp_path: Path) -> None:
+    with serve(tmp_path / "mpd", connection_timeout_s=1) as server:
+        player = player_for(server, keepalive_s=0.3)
+        poller = Poller(player)
+        try:
+            poller.until(has("available"))
+            player.play(server.music / "long.wav")
+            player.pause()
+            idle_end = time.monotonic() + 2.5  # paused: no status is read, only pings
+            while time.monotonic() < idle_end:
+                poller.poll()
+                time.sleep(0.05)
+            player.resume()
+            poller.poll()
+            assert [e.kind for e in poller.events] == ["available", "started"]
+        finally:
+            player.close()
+
+
+def test_a_connection_dropped_while_paused_comes_back_paused_then_resumes(
+    tmp_path: Path,
+) -> None:
+    with serve(tmp_path / "mpd", connection_timeout_s=1) as server:
+        player = player_for(server, keepalive_s=60)
+        poller = Poller(player)
+        observer = server.client()
+        try:
+            poller.until(has("available"))
+            player.play(server.music / "long.wav")
+            player.queue(server.music / "short_a.wav")
+            poller.until(lambda _: player._elapsed > 0.5)
+            player.pause()
+            observer.ping()
+            time.sleep(2.0)  # MPD drops the silent client after its connection_timeout
+            observer.disconnect()
+            observer = server.client()
+            player.resume()  # finds the connection gone: lost, reconnect, then resumed
+            poller.until(has("available"))
+            assert [e.kind for e in poller.events] == [
+                "available",
+                "started",
+                "unavailable",
+                "available",
+            ]
+            status = observer.status()
+            assert status["state"] == "play"
+            assert observer.currentsong()["file"] == "long.wav"
+            assert float(status["elapsed"]) > 0.5  # the same play, not started again
+            assert [e["file"] for e in observer.playlistinfo()] == ["long.wav", "short_a.wav"]
+        finally:
+            observer.disconnect()
+            player.close()
 
 
 def test_a_hung_server_stalls_one_poll_at_most_by_the_timeout(mpd_server: MpdServer) -> None:
@@ -485,3 +549,40 @@ def test_mopidy_plays_queues_pauses_and_fades(tmp_path: Path) -> None:
         player.close()
         server.stop()
     assert statistics.median(poller.times) < 0.01
+
+
+def test_daemon_plays_the_demo_through_mpd(tmp_path: Path, repo_root: Path) -> None:
+    """`moodbox run` with type mpd: the demo's moods pick music that MPD plays."""
+    # MPD's music directory is the demo library, so the daemon's paths map onto it.
+    with serve(tmp_path / "mpd", library=repo_root / "music") as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOODBOX_")}
+        env.update(
+            {
+                "MOODBOX_MUSIC_PLAYER": f"{{type: mpd, mpd_host: {server.host}, "
+                f"mpd_port: {server.port}}}",
+                "MOODBOX_CAMERA_FPS": "10",
+                "MOODBOX_DECIDE_HOLD_S": "0.5",
+                "MOODBOX_IDENTIFY_ENABLED": "false",
+                "STATE_DIRECTORY": str(tmp_path / "state"),
+            }
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "run", "--max-frames", "40"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        started = [e for e in events if e["type"] == "track_started"]
+        assert started, result.stderr[-2000:]
+        assert started[0]["path"].startswith(str(repo_root / "music"))
+        observer = server.client()
+        try:
+            assert observer.status()["state"] == "stop"  # a clean stop stops the server too
+            assert observer.playlistinfo() == []
+        finally:
+            observer.disconnect()
