@@ -206,13 +206,14 @@ def test_fades_are_volume_ramps_on_poll(mpd_server: MpdServer) -> None:
         seen = []
         while not has("started", "happy0.wav")(seen):
             seen.extend(poller.poll())
-            down.append((observer.currentsong()["file"], int(observer.status()["volume"])))
+            # MPD may show no current song for a moment while it changes songs.
+            down.append((observer.currentsong().get("file"), int(observer.status()["volume"])))
             time.sleep(0.05)
         old = [v for f, v in down if f == "long.wav"]
         assert old == sorted(old, reverse=True)  # down, never up
         assert len(old) >= 2 and old[-1] < old[0]
-        assert down[-1] == ("happy/happy0.wav", 0)  # the next track starts silent
-        assert observer.currentsong()["file"] == "happy/happy0.wav"
+        assert down[-1][1] == 0  # the next track starts silent
+        poller.until(lambda _: observer.currentsong().get("file") == "happy/happy0.wav")
         poller.until(lambda _: int(observer.status()["volume"]) == 80, timeout_s=2)
     finally:
         observer.disconnect()
@@ -331,7 +332,7 @@ def test_an_idle_connection_is_kept_alive(tmp_path: Path) -> None:
             player.close()
 
 
-def test_a_connection_dropped_while_paused_comes_back_paused_then_resumes(
+def test_a_connection_dropped_while_paused_reconnects_and_resumes_the_same_play(
     tmp_path: Path,
 ) -> None:
     with serve(tmp_path / "mpd", connection_timeout_s=1) as server:
