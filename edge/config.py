@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from yaml.constructor import ConstructorError
 
 from edge.errors import ConfigError
@@ -342,6 +342,47 @@ class IdentifyConfig(Section):
     )
 
 
+class PlayerConfig(Section):
+    """Where the music plays; ``type`` picks the adapter (edge.music.players.PLAYERS).
+
+    The MPD password is never a setting: it comes from $MOODBOX_MPD_PASSWORD or the
+    systemd credential file $CREDENTIALS_DIRECTORY/mpd_password.
+    """
+
+    type: Literal["pygame", "mpd"] = Field(
+        "pygame",
+        description="pygame: this machine's sound card through pygame.mixer; mpd: a Music "
+        "Player Daemon (or Mopidy) over the MPD protocol, which may feed Snapcast.",
+    )
+    mpd_host: str = Field("localhost", description="mpd: server host name or address.")
+    mpd_port: int = Field(6600, ge=1, le=65535, description="mpd: server port.")
+    mpd_music_root: Path | None = Field(
+        None,
+        description="mpd: the folder that is MPD's music_directory, as this machine sees it; "
+        "a track plays as its path relative to it. Unset: the first of music.folders.",
+    )
+    mpd_uri_prefix: str = Field(
+        "",
+        max_length=1000,
+        description="mpd: empty for MPD, which takes the plain path under mpd_music_root; "
+        "Mopidy takes URIs: 'local:track:' (Mopidy-Local) or 'file:///srv/music/' (its file "
+        "backend), followed by the URL-quoted path under mpd_music_root.",
+    )
+    mpd_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="mpd: limit of one network call; a server that takes longer counts as lost.",
+    )
+
+    @model_validator(mode="after")
+    def _mpd_keys_need_mpd(self) -> PlayerConfig:
+        stray = sorted(key for key in self.model_fields_set if key.startswith("mpd_"))
+        if stray and self.type != "mpd":
+            raise ValueError(f"{', '.join(stray)} only apply with type: mpd")
+        return self
+
+
 class MusicConfig(Section):
     """Music: library folders, recommendation strategy, when to switch, the player."""
 
@@ -387,10 +428,16 @@ class MusicConfig(Section):
         30.0, ge=0, le=3600, description="At most one mid-track switch per this many seconds."
     )
     audio_retry_s: float = Field(
-        2.0, gt=0, le=600, description="First retry delay when the audio device is missing."
+        2.0,
+        gt=0,
+        le=600,
+        description="First retry delay when the audio device (or the MPD server) is missing.",
     )
     audio_retry_max_s: float = Field(
         60.0, gt=0, le=3600, description="Longest retry delay (the delay doubles up to this)."
+    )
+    player: PlayerConfig = Field(
+        PlayerConfig(), description="Where the music plays (pygame here, or an MPD server)."
     )
 
 
@@ -517,7 +564,9 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
 
 
 # Variables with the prefix that are not settings (secrets are read where used).
-_NOT_SETTINGS = frozenset({"MOODBOX_MQTT_PASSWORD", "MOODBOX_CONFIG", "MOODBOX_COMMAND_KEY"})
+_NOT_SETTINGS = frozenset(
+    {"MOODBOX_MQTT_PASSWORD", "MOODBOX_MPD_PASSWORD", "MOODBOX_CONFIG", "MOODBOX_COMMAND_KEY"}
+)
 
 
 def load_config(
