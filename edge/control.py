@@ -15,7 +15,7 @@ import logging
 import math
 import queue
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -236,8 +236,17 @@ COMMANDS: dict[str, CommandSpec] = {
 class CommandDispatcher:
     """Validates commands on any thread, queues them (bounded), runs them on the loop thread."""
 
-    def __init__(self, controls: Controls, *, max_bytes: int = 1024, max_pending: int = 64) -> None:
+    def __init__(
+        self,
+        controls: Controls,
+        *,
+        max_bytes: int = 1024,
+        max_pending: int = 64,
+        commands: Mapping[str, CommandSpec] | None = None,
+    ) -> None:
         self.controls = controls
+        # The web app adds its own commands (rename, photo enrolment) to the MQTT ones.
+        self.commands = COMMANDS if commands is None else commands
         self.max_bytes = max_bytes
         self.invalid = 0
         self.failed = 0
@@ -254,9 +263,9 @@ class CommandDispatcher:
     def submit(self, name: str, payload: bytes) -> bool:
         """Validate and queue; False (counted, logged once per kind) if the command is refused."""
         # Log-once keys use a fixed label for unknown names, so no topic can grow the set.
-        label = name if name in COMMANDS else "unknown"
+        label = name if name in self.commands else "unknown"
         try:
-            spec = COMMANDS.get(name)
+            spec = self.commands.get(name)
             if spec is None:
                 raise InvalidCommandError("unknown command", repr(name[:40]))
             if len(payload) > self.max_bytes:

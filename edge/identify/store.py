@@ -188,6 +188,20 @@ class UserStore:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return bool(deleted)
 
+    def rename(self, old: str, new: str) -> bool:
+        """Give ``old``'s samples the name ``new``; False if ``old`` is unknown.
+
+        ValueError if ``new`` is not a valid name or someone already has it.
+        """
+        new = check_name(new)
+        with self._lock, self._transaction() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (new,)).fetchone():
+                raise ValueError(f"{new!r} is already enrolled")
+            renamed = db.execute(
+                "UPDATE users SET name = ? WHERE name = ?", (new, old.strip())
+            ).rowcount
+        return bool(renamed)
+
     def touch(self, name: str, now: float) -> None:
         """Record that ``name`` was just recognised."""
         with self._lock, self._transaction() as db:
