@@ -103,7 +103,11 @@ def build(
 
             history = HistoryStore.in_state_dir(config.state_dir())
             closers.append(history.close)
-            event_sinks.append(HistoryRecorder(history, retention_days=config.web.history_days))
+            event_sinks.append(
+                HistoryRecorder(
+                    history, retention_days=config.web.history_days, household=household
+                )
+            )
             if identity is not None:  # a forgotten person's history goes with them
                 identity = IdentityWithHistory(identity, history)
         # MQTT and the web drive the same controls.

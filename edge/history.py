@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.events import Event, MoodChanged, TrackStarted, UserSignedIn, UserSignedOut
+from edge.household import Household
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ CREATE INDEX IF NOT EXISTS presence_time ON presence(time);
 """
 
 PRUNE_EVERY_S = 3600.0
-# A mood row lasts until the person's next one, or this long at most: nobody
-# is assumed to have stayed in one mood for hours after leaving the camera.
+# A guest's mood row lasts until the next guest mood, or this long at most: their
+# leaving is not recorded, and nobody is assumed to stay in one mood for hours.
 MAX_SEGMENT_S = 300.0
 GUESTS = "guests"  # the timeline row of faces nobody enrolled
 
@@ -141,8 +142,13 @@ class HistoryStore:
             for table in ("moods", "plays", "presence"):
                 db.execute(f"UPDATE {table} SET user = ? WHERE user = ?", (new, old))  # noqa: S608 - fixed table names
 
-    def day(self, start: float, end: float) -> dict[str, Any]:
-        """Between ``start`` and ``end``: each person's mood segments, and the plays."""
+    def day(self, start: float, end: float, now: float | None = None) -> dict[str, Any]:
+        """Between ``start`` and ``end``: each person's mood segments, and the plays.
+
+        A person's mood lasts until their next one or until they sign out (or ``now``);
+        a guest's, whose departure is not recorded, at most ``MAX_SEGMENT_S``.
+        """
+        now = time.time() if now is None else now
         with self._lock:
             moods = self._db.execute(
                 "SELECT time, user, mood FROM moods WHERE time >= ? AND time < ? ORDER BY time",
@@ -153,16 +159,27 @@ class HistoryStore:
                 "WHERE time >= ? AND time < ? ORDER BY time",
                 (start, end),
             ).fetchall()
+            outs = self._db.execute(
+                "SELECT time, user FROM presence WHERE kind = 'out' AND time >= ? ORDER BY time",
+                (start,),
+            ).fetchall()
         rows: dict[str, list[tuple[float, str]]] = {}
         for stamp, user, mood in moods:
             rows.setdefault(user or GUESTS, []).append((stamp, mood))
+        departures: dict[str, list[float]] = {}
+        for stamp, user in outs:
+            departures.setdefault(user, []).append(stamp)
         timelines: dict[str, list[Segment]] = {}
         for person, changes in rows.items():
             segments = []
             for i, (stamp, mood) in enumerate(changes):
-                limit = stamp + MAX_SEGMENT_S
-                following = changes[i + 1][0] if i + 1 < len(changes) else limit
-                segments.append(Segment(stamp, min(following, limit, end), mood))
+                following = changes[i + 1][0] if i + 1 < len(changes) else end
+                if person == GUESTS:
+                    limit = stamp + MAX_SEGMENT_S
+                else:
+                    left = [t for t in departures.get(person, ()) if t > stamp]
+                    limit = left[0] if left else now
+                segments.append(Segment(stamp, max(stamp, min(following, limit, end, now)), mood))
             timelines[person] = segments
         return {
             "moods": timelines,
@@ -184,9 +201,15 @@ class HistoryRecorder:
     """Event sink: history rows from the app's events, pruned to the retention hourly."""
 
     def __init__(
-        self, store: HistoryStore, *, retention_days: float, clock: Any = time.time
+        self,
+        store: HistoryStore,
+        *,
+        retention_days: float,
+        household: Household | None = None,
+        clock: Any = time.time,
     ) -> None:
         self.store = store
+        self.household = household
         self.retention_s = retention_days * 86400
         self._clock = clock
         self._next_prune = 0.0
@@ -195,6 +218,16 @@ class HistoryRecorder:
     def emit(self, event: Event) -> None:
         try:
             self.store.record(event)
+            if isinstance(event, UserSignedIn) and self.household is not None:
+                # Their face's mood was reported before they were recognised: from now
+                # on it is theirs (the household has applied this sign-in already).
+                face = next((f for f in self.household.faces if f.face_id == event.face_id), None)
+                if face is not None:
+                    self.store.record(
+                        MoodChanged(
+                            event.time, face.face_id, face.mood, None, {}, face.box, event.user
+                        )
+                    )
             now = self._clock()
             if now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY_S

@@ -48,6 +48,8 @@ CSP = (
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 MAX_IMAGE_SIDE = 4096
 PREVIEW_WIDTH = 480
+CHART_LEFT, CHART_WIDTH = 80, 405  # the history timeline's SVG, 500 units wide
+CHART_STEPS_MIN = (1, 5, 10, 15, 30, 60, 120)  # tick spacings, minutes
 BACKUP_FORMAT = "moodbox-people"
 MOOD_COLOURS = {
     "angry": "#d9534f",
@@ -562,7 +564,7 @@ def _history(web: WebService, day: date) -> dict[str, Any]:
     if web.history is None:
         return {"moods": {}, "plays": []}
     start = datetime(day.year, day.month, day.day).timestamp()
-    data = web.history.day(start, start + 86400)
+    data = web.history.day(start, start + 86400, time.time())
     return {
         "moods": {
             person: [{"start": s.start, "end": s.end, "mood": s.mood} for s in segments]
@@ -573,21 +575,35 @@ def _history(web: WebService, day: date) -> dict[str, Any]:
 
 
 def _chart(data: dict[str, Any], day: date) -> dict[str, Any]:
-    """Rows of SVG rectangles (x in hours 0–24) for each person's mood segments."""
+    """SVG rows for each person's mood segments, over the hours of the day that have any."""
     start = datetime(day.year, day.month, day.day).timestamp()
+    segments = [s for person in data["moods"].values() for s in person]
+    first = min((s["start"] for s in segments), default=start) - start
+    last = max((s["end"] for s in segments), default=start + 3600) - start
+    # The hours (or minutes) that have data, in at most six steps of a round size.
+    step = next((m * 60 for m in CHART_STEPS_MIN if (last - first) / (m * 60) <= 6), 10800)
+    t0 = first // step * step
+    t1 = min(86400.0, max(t0 + step, -(-last // step) * step))
+    scale = CHART_WIDTH / (t1 - t0)  # units per second
     rows = []
-    for person, segments in sorted(data["moods"].items()):
+    for person, items in sorted(data["moods"].items()):
         rects = [
             {
-                "x": round((s["start"] - start) / 3600, 4),
-                "w": max(round((s["end"] - s["start"]) / 3600, 4), 0.02),
-                "mood": s["mood"],
+                "x": round(CHART_LEFT + (s["start"] - start - t0) * scale, 2),
+                "w": round(max((s["end"] - s["start"]) * scale, 1.5), 2),
                 "colour": MOOD_COLOURS.get(s["mood"], "#999"),
-                "label": f"{datetime.fromtimestamp(s['start']):%H:%M} {s['mood']}",
+                "label": f"{datetime.fromtimestamp(s['start']):%H:%M:%S} {s['mood']}",
             }
-            for s in segments
+            for s in items
         ]
         rows.append({"person": person, "rects": rects})
+    ticks = [
+        {
+            "x": round(CHART_LEFT + (t - t0) * scale, 2),
+            "label": f"{int(t // 3600) % 24:02d}:{int(t % 3600 // 60):02d}",
+        }
+        for t in range(int(t0), int(t1) + 1, int(step))
+    ]
     plays = [
         {
             "time": f"{datetime.fromtimestamp(p['time']):%H:%M}",
@@ -598,7 +614,7 @@ def _chart(data: dict[str, Any], day: date) -> dict[str, Any]:
         }
         for p in data["plays"]
     ]
-    return {"rows": rows, "plays": plays}
+    return {"rows": rows, "ticks": ticks, "plays": plays}
 
 
 _SECRET_WORDS = ("password", "secret", "token", "key")

@@ -85,16 +85,19 @@ def test_history_keeps_moods_plays_and_presence_per_person(tmp_path: Path) -> No
             UserSignedOut(time=1200, user="ada"),
         ):
             recorder.emit(event)
-        day = store.day(0, 86400)
+        day = store.day(0, 86400, now=5000)
         ada = day["moods"]["ada"]
         assert [(s.mood, s.start, s.end) for s in ada] == [
             ("happy", 1000, 1100),
-            ("sad", 1100, 1400),  # at most five minutes after the last change
+            ("sad", 1100, 1200),  # until she signed out
         ]
-        assert [s.mood for s in day["moods"][GUESTS]] == ["neutral"]
+        guests = day["moods"][GUESTS]
+        assert [(s.mood, s.end) for s in guests] == [("neutral", 1350)]  # five minutes at most
         assert day["plays"][0]["title"] == "Morning"
         store.rename("ada", "Ada L")
         assert "Ada L" in store.day(0, 86400)["moods"]
+        still_here = store.day(0, 86400, now=1150)["moods"]["Ada L"]
+        assert still_here[-1].end == 1150  # no sign-out yet: until now
         assert store.forget("Ada L") == 5  # two moods, one play, two presence rows
         assert set(store.day(0, 86400)["moods"]) == {GUESTS}
 
@@ -137,3 +140,19 @@ def test_web_command_payloads_are_validated() -> None:
         decode_vectors(encode_vectors([np.ones(3, np.float32)]))
     with pytest.raises(InvalidCommandError):
         decode_vectors(encode_vectors([np.full(128, np.nan, np.float32)]))
+
+
+def test_a_face_recognised_after_its_mood_gives_that_mood_to_the_person(tmp_path: Path) -> None:
+    from edge.household import Household
+
+    household = Household()
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        recorder = HistoryRecorder(store, retention_days=30, household=household)
+        for event in (
+            MoodChanged(1000, 7, "happy", None, PROBS, (0, 0, 9, 9), None),
+            UserSignedIn(time=1003, user="ada", face_id=7),
+        ):
+            household.apply(event)
+            recorder.emit(event)
+        assert household.faces[0].user == "ada"
+        assert [s.mood for s in store.day(0, 86400, now=1010)["moods"]["ada"]] == ["happy"]

@@ -166,7 +166,7 @@ function signup() {
 function people() {
   const status = $("people-status");
   for (const node of document.querySelectorAll("time[data-ts]")) {
-    if (node.dataset.ts) node.textContent = new Date(Number(node.dataset.ts) * 1000).toLocaleString();
+    if (node.dataset.ts) node.textContent = new Date(Number(node.dataset.ts) * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
   }
   const done = (text) => { status.textContent = text; setTimeout(() => location.reload(), 800); };
   for (const button of document.querySelectorAll("button.rename")) {

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""The web app's targets, measured (not asserted): frame loop, idle CPU, enrolment, page loads.
+
+Every figure comes from the real daemon (``build`` on a thread, the replay
+camera) and headless Chromium from Debian through its chromedriver:
+
+1. fps of an unpaced loop (camera.fps 0) over three equal windows in one run:
+   no page, the Home page open with its live stream connected, no page again;
+2. idle CPU (% of one core, no face in view, 5 fps) with the web on and off,
+   as `moodbox bench` measures it (``run_paced``);
+3. enrolment from opening Sign up to "Signed in as …" on the replay camera
+   (the astronaut of the demo clip, 5 fps);
+4. each page's first load (bytes over the wire, cache off) and first
+   contentful paint.
+
+    .venv/bin/python scripts/bench/bench_web.py [--window-s 15] [--screenshots docs/web] [--json]
+
+``--screenshots DIR`` also saves each page at phone (412 px) and desktop
+(1280 px) width, full height, for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edge.app import App, build
+from edge.config import REPO_ROOT, load_config
+from edge.identify.store import make_state_dir
+from edge.measure.benchmark import load_replay, run_paced
+from edge.web.auth import read_runtime, set_password
+
+PASSWORD = "bench password"  # noqa: S105 - a throw-away state dir's
+PAGES = ("login", "home", "signup", "people", "history", "settings")
+WIDTHS = {"phone": (412, 915), "desktop": (1280, 900)}
+
+
+def chromium(width: int, height: int) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--hide-scrollbars", f"--window-size={width},{height}"):  # fmt: skip
+        options.add_argument(argument)
+    return webdriver.Chrome(
+        options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    )
+
+
+@contextmanager
+def daemon(tmp: Path, frames: Path, **settings: str) -> Iterator[tuple[App, str]]:
+    state = make_state_dir(tmp / "state")
+    set_password(state, PASSWORD)
+    os.environ["STATE_DIRECTORY"] = str(state)
+    os.environ["SDL_AUDIODRIVER"] = "dummy"
+    environ = {
+        "MOODBOX_CAMERA_SOURCE": str(frames),
+        "MOODBOX_WEB_PORT": "0",
+        "MOODBOX_RUN_EVENTS_STDOUT": "false",
+        **settings,
+    }
+    app = build(load_config(REPO_ROOT / "config.yaml", environ=environ), sinks=[])
+    thread = threading.Thread(target=app.run, name="bench-daemon")
+    thread.start()
+    try:
+        while (runtime := read_runtime(state)) is None:
+            if not thread.is_alive():
+                raise SystemExit("the daemon stopped before its web app started")
+            time.sleep(0.05)
+        yield app, str(runtime["url"])
+    finally:
+        app.stop()
+        thread.join(timeout=30)
+
+
+def sign_in(driver: Any, url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "/login")
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "sign-in").click()
+    deadline = time.monotonic() + 30
+    while not driver.find_elements(By.ID, "household-mood"):
+        if time.monotonic() > deadline:
+            raise SystemExit("sign-in did not reach Home")
+        time.sleep(0.05)
+
+
+def frames_in(app: App, seconds: float) -> float:
+    start_frames, start = app.stats.counters.get("frames", 0), time.monotonic()
+    time.sleep(seconds)
+    return (app.stats.counters.get("frames", 0) - start_frames) / (time.monotonic() - start)
+
+
+def bench_stream(tmp: Path, window_s: float) -> dict[str, Any]:
+    """fps unpaced: no page / Home open and live / no page, one run."""
+    with daemon(tmp, REPO_ROOT / "demo" / "faces", MOODBOX_CAMERA_FPS="0") as (app, url):
+        time.sleep(5)  # models warm, music library scanned
+        before = frames_in(app, window_s)
+        driver = chromium(412, 915)
+        try:
+            sign_in(driver, url)
+            time.sleep(2)
+            clients = app.services  # the web service counts its live pages
+            web = next(s for s in clients if type(s).__name__ == "WebService")
+            assert web.hub.clients >= 1, "the Home page's stream is not connected"  # type: ignore[attr-defined]
+            live = frames_in(app, window_s)
+            received = web.hub.dropped  # type: ignore[attr-defined]
+        finally:
+            driver.quit()
+        time.sleep(2)
+        after = frames_in(app, window_s)
+    baseline = (before + after) / 2
+    return {
+        "fps_without_page": round(before, 2),
+        "fps_with_home_live": round(live, 2),
+        "fps_without_page_after": round(after, 2),
+        "ratio": round(live / baseline, 4),
+        "stream_dropped": received,
+    }
+
+
+def bench_idle(window_s: float) -> dict[str, Any]:
+    replay = load_replay(REPO_ROOT / "demo" / "faces")
+    out = {}
+    for label, enabled in (("web_on", "true"), ("web_off", "false")):
+        with tempfile.TemporaryDirectory() as folder:
+            os.environ["STATE_DIRECTORY"] = folder
+            config = load_config(
+                REPO_ROOT / "config.yaml",
+                environ={"MOODBOX_CAMERA_FPS": "5", "MOODBOX_WEB_ENABLED": enabled,
+                         "MOODBOX_WEB_PORT": "0", "MOODBOX_RUN_EVENTS_STDOUT": "false"},
+            )  # fmt: skip
+            run = run_paced(config, replay.no_face, window_s)
+        out[label] = {
+            "cpu_percent": run["cpu_percent"],
+            "web_poll_ms": run["service_poll_ms"].get("WebService"),
+        }
+    return out
+
+
+def page_load(driver: Any, url: str) -> dict[str, float]:
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    driver.get(url)
+    time.sleep(0.5)  # the paint entries land after load
+    return dict(
+        driver.execute_script(
+            "const nav = performance.getEntriesByType('navigation')[0];"
+            "const all = performance.getEntriesByType('resource')"
+            "  .filter(r => !r.name.includes('/api/events'));"
+            "const previews = all.filter(r => r.name.includes('/api/preview'));"
+            "const res = all.filter(r => !r.name.includes('/api/preview')).concat(previews.slice(0, 1));"
+            "const paint = performance.getEntriesByName('first-contentful-paint')[0];"
+            "return {bytes: nav.transferSize + res.reduce((a, r) => a + r.transferSize, 0),"
+            " resources: res.length, first_paint_ms: paint ? paint.startTime : -1,"
+            " load_ms: nav.loadEventEnd};"
+        )
+    )
+
+
+def full_screenshot(driver: Any, path: Path, width: int, height: int) -> None:
+    tall = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(height, int(tall) + 140))
+    time.sleep(0.4)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(width, height)
+
+
+def bench_pages(tmp: Path, screenshots: Path | None) -> dict[str, Any]:
+    """Enrolment from Sign up to signed in, then each page's load (the live stream left out,
+    Sign up's preview counted once); screenshots if asked."""
+    from selenium.webdriver.common.by import By
+
+    frames = tmp / "astronaut"
+    frames.mkdir()
+    for i in range(10):  # frames 0–9: one person in view, Eileen Collins
+        shutil.copy(REPO_ROOT / "demo" / "faces" / f"frame_{i:03d}.jpg", frames)
+    out: dict[str, Any] = {"pages": {}}
+    with daemon(tmp, frames, MOODBOX_CAMERA_FPS="5") as (_app, url):
+        driver = chromium(*WIDTHS["phone"])
+        try:
+            if screenshots:
+                driver.get(url + "/login")
+                for label, (w, h) in WIDTHS.items():
+                    driver.set_window_size(w, h)
+                    full_screenshot(driver, screenshots / f"login-{label}.png", w, h)
+                driver.set_window_size(*WIDTHS["phone"])
+            sign_in(driver, url)
+            opened = time.monotonic()
+            driver.get(url + "/signup")
+            driver.find_element(By.ID, "name").send_keys("Eileen")
+            driver.find_element(By.ID, "enroll").click()
+            status = driver.find_element(By.ID, "enrol-status")
+            while status.get_attribute("data-signed-in") != "Eileen":
+                if time.monotonic() - opened > 60:
+                    raise SystemExit(f"no sign-in after 60 s: {status.text}")
+                time.sleep(0.05)
+            out["signup_to_signed_in_s"] = round(time.monotonic() - opened, 2)
+            if screenshots:
+                for label, (w, h) in WIDTHS.items():
+                    driver.set_window_size(w, h)
+                    time.sleep(0.8)  # a fresh preview frame at this size
+                    full_screenshot(driver, screenshots / f"signup-{label}.png", w, h)
+            time.sleep(4)  # a few moods and a track in the history
+            for name in PAGES[1:]:
+                path = "/" if name == "home" else f"/{name}"
+                out["pages"][name] = page_load(driver, url + path)
+                if screenshots and name != "signup":
+                    time.sleep(1.0)  # Home: its live stream has filled in
+                    for label, (w, h) in WIDTHS.items():
+                        driver.set_window_size(w, h)
+                        time.sleep(0.3)
+                        full_screenshot(driver, screenshots / f"{name}-{label}.png", w, h)
+                    driver.set_window_size(*WIDTHS["phone"])
+            driver.delete_all_cookies()
+            out["pages"]["login"] = page_load(driver, url + "/login")
+        finally:
+            driver.quit()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window-s", type=float, default=15.0, help="each measured window")
+    parser.add_argument("--screenshots", type=Path, default=None, help="save page screenshots")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["stream", "idle", "pages"])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.screenshots:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"load_average": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        if "pages" not in args.skip:
+            (tmp / "pages").mkdir()
+            report.update(bench_pages(tmp / "pages", args.screenshots))
+        if "stream" not in args.skip:
+            (tmp / "stream").mkdir()
+            report["stream"] = bench_stream(tmp / "stream", args.window_s)
+        if "idle" not in args.skip:
+            report["idle"] = bench_idle(args.window_s)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
