@@ -77,6 +77,9 @@ class HistoryStore:
         finally:
             os.umask(old_umask)
         self._lock = threading.Lock()
+        # Names forgotten or renamed here: the stage signs them out a frame later, and
+        # that sign-out must not bring a row of them back.
+        self._gone: set[str] = set()
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> HistoryStore:
@@ -112,7 +115,11 @@ class HistoryStore:
         elif isinstance(event, TrackStarted):
             sql = "INSERT INTO plays (time, title, artist, mood, user) VALUES (?, ?, ?, ?, ?)"
             row = (event.time, event.title, event.artist, event.mood, event.user)
+        elif isinstance(event, UserSignedOut) and event.user in self._gone:
+            self._gone.discard(event.user)
+            return False
         elif isinstance(event, UserSignedIn | UserSignedOut):
+            self._gone.discard(event.user)  # enrolled again under that name
             sql = "INSERT INTO presence (time, user, kind) VALUES (?, ?, ?)"
             row = (event.time, event.user, "in" if isinstance(event, UserSignedIn) else "out")
         else:
@@ -131,6 +138,7 @@ class HistoryStore:
 
     def forget(self, user: str) -> int:
         """Delete every row about ``user`` (plays picked for them too); how many went."""
+        self._gone.add(user)
         with self._transaction() as db:
             return sum(
                 db.execute(f"DELETE FROM {table} WHERE user = ?", (user,)).rowcount  # noqa: S608 - fixed table names
@@ -138,6 +146,7 @@ class HistoryStore:
             )
 
     def rename(self, old: str, new: str) -> None:
+        self._gone.add(old)
         with self._transaction() as db:
             for table in ("moods", "plays", "presence"):
                 db.execute(f"UPDATE {table} SET user = ? WHERE user = ?", (new, old))  # noqa: S608 - fixed table names

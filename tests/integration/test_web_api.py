@@ -137,6 +137,8 @@ def test_enrol_from_photos_rename_and_forget_with_the_history(
     assert browser.post("/api/people/forget", confirmed).status == 202
     wait_until("forgotten", lambda: browser.get("/api/people").json()["people"] == [])
     wait_until("her history erased", lambda: history_rows(daemon, "Eileen C") == 0)
+    time.sleep(0.5)  # the stage signs her out on a later frame: that leaves no row either
+    assert history_rows(daemon, "Eileen C") == 0 and history_rows(daemon, "Eileen") == 0
 
 
 def history_rows(daemon: Running, user: str) -> int:

@@ -100,6 +100,9 @@ def test_history_keeps_moods_plays_and_presence_per_person(tmp_path: Path) -> No
         assert still_here[-1].end == 1150  # no sign-out yet: until now
         assert store.forget("Ada L") == 5  # two moods, one play, two presence rows
         assert set(store.day(0, 86400)["moods"]) == {GUESTS}
+        # The stage signs a forgotten person out a frame later: no row comes back.
+        assert not store.record(UserSignedOut(time=1300, user="Ada L"))
+        assert store.forget("Ada L") == 0
 
 
 def test_history_past_retention_is_pruned(tmp_path: Path) -> None:
