@@ -4,8 +4,10 @@
 Every figure comes from the real daemon (``build`` on a thread, the replay
 camera) and headless Chromium from Debian through its chromedriver:
 
-1. fps of an unpaced loop (camera.fps 0) over three equal windows in one run:
-   no page, the Home page open with its live stream connected, no page again;
+1. fps of an unpaced loop (camera.fps 0) in alternating equal windows of one
+   run: no page (about:blank), the Home page open with its live stream
+   connected, …, no page; each live window is compared with the mean of its
+   neighbours, so a drift of the machine's load cancels;
 2. idle CPU (% of one core, no face in view, 5 fps) with the web on and off,
    as `moodbox bench` measures it (``run_paced``);
 3. enrolment from opening Sign up to "Signed in as …" on the replay camera
@@ -13,7 +15,7 @@ camera) and headless Chromium from Debian through its chromedriver:
 4. each page's first load (bytes over the wire, cache off) and first
    contentful paint.
 
-    .venv/bin/python scripts/bench/bench_web.py [--window-s 15] [--screenshots docs/web] [--json]
+    .venv/bin/python scripts/bench/bench_web.py [--window-s 10] [--rounds 3] [--screenshots docs/web]
 
 ``--screenshots DIR`` also saves each page at phone (412 px) and desktop
 (1280 px) width, full height, for the README.
@@ -103,32 +105,56 @@ def frames_in(app: App, seconds: float) -> float:
     return (app.stats.counters.get("frames", 0) - start_frames) / (time.monotonic() - start)
 
 
-def bench_stream(tmp: Path, window_s: float) -> dict[str, Any]:
-    """fps unpaced: no page / Home open and live / no page, one run."""
+def bench_stream(tmp: Path, window_s: float, rounds: int) -> dict[str, Any]:
+    """fps unpaced, alternating windows in one run: no page (about:blank), Home open and live."""
     with daemon(tmp, REPO_ROOT / "demo" / "faces", MOODBOX_CAMERA_FPS="0") as (app, url):
-        time.sleep(5)  # models warm, music library scanned
-        before = frames_in(app, window_s)
+        web = next(s for s in app.services if type(s).__name__ == "WebService")
+        spent = [0.0]  # seconds the loop thread spent in the web's poll and emit
+        for method in ("poll", "emit"):
+            setattr(web, method, _clocked(getattr(web, method), spent))
         driver = chromium(412, 915)
+        without: list[float] = []
+        live: list[float] = []
+        loop_share: list[float] = []
         try:
             sign_in(driver, url)
-            time.sleep(2)
-            clients = app.services  # the web service counts its live pages
-            web = next(s for s in clients if type(s).__name__ == "WebService")
-            assert web.hub.clients >= 1, "the Home page's stream is not connected"  # type: ignore[attr-defined]
-            live = frames_in(app, window_s)
-            received = web.hub.dropped  # type: ignore[attr-defined]
+            time.sleep(3)  # models warm, music library scanned
+            for _ in range(rounds):
+                driver.get("about:blank")
+                time.sleep(1)
+                without.append(frames_in(app, window_s))
+                driver.get(url + "/")
+                time.sleep(1)
+                assert web.hub.clients >= 1, "the Home page's stream is not connected"  # type: ignore[attr-defined]
+                spent_before = spent[0]
+                live.append(frames_in(app, window_s))
+                loop_share.append((spent[0] - spent_before) / window_s)
+            driver.get("about:blank")
+            time.sleep(1)
+            without.append(frames_in(app, window_s))
         finally:
             driver.quit()
-        time.sleep(2)
-        after = frames_in(app, window_s)
-    baseline = (before + after) / 2
+    # Each live window against the mean of the windows either side of it: drift cancels.
+    ratios = [v / ((without[i] + without[i + 1]) / 2) for i, v in enumerate(live)]
     return {
-        "fps_without_page": round(before, 2),
-        "fps_with_home_live": round(live, 2),
-        "fps_without_page_after": round(after, 2),
-        "ratio": round(live / baseline, 4),
-        "stream_dropped": received,
+        "fps_without_page": [round(v, 2) for v in without],
+        "fps_with_home_live": [round(v, 2) for v in live],
+        "ratios": [round(r, 4) for r in ratios],
+        "ratio_mean": round(sum(ratios) / len(ratios), 4),
+        "web_share_of_loop_thread_live": [round(v, 5) for v in loop_share],
+        "stream_dropped": web.hub.dropped,  # type: ignore[attr-defined]
     }
+
+
+def _clocked(method: Any, spent: list[float]) -> Any:
+    def clocked(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    return clocked
 
 
 def bench_idle(window_s: float) -> dict[str, Any]:
@@ -233,7 +259,8 @@ def bench_pages(tmp: Path, screenshots: Path | None) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window-s", type=float, default=15.0, help="each measured window")
+    parser.add_argument("--window-s", type=float, default=10.0, help="each measured window")
+    parser.add_argument("--rounds", type=int, default=3, help="page / no-page alternations")
     parser.add_argument("--screenshots", type=Path, default=None, help="save page screenshots")
     parser.add_argument("--skip", nargs="*", default=[], choices=["stream", "idle", "pages"])
     parser.add_argument("--json", action="store_true")
@@ -248,13 +275,10 @@ def main() -> None:
             report.update(bench_pages(tmp / "pages", args.screenshots))
         if "stream" not in args.skip:
             (tmp / "stream").mkdir()
-            report["stream"] = bench_stream(tmp / "stream", args.window_s)
+            report["stream"] = bench_stream(tmp / "stream", args.window_s, args.rounds)
         if "idle" not in args.skip:
             report["idle"] = bench_idle(args.window_s)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2 if args.json else None))
 
 
 if __name__ == "__main__":
