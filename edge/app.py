@@ -115,8 +115,13 @@ def build(
         if config.mqtt.host:
             from edge.publish.service import MqttService
 
+            store = pipeline.identity.store if pipeline.identity is not None else None
             mqtt = MqttService.from_config(
-                config, stats=stats, controls=controls, household=household
+                config,
+                stats=stats,
+                controls=controls,
+                household=household,
+                people=None if store is None else lambda: [u.name for u in store.users()],
             )
             services.append(mqtt)
             event_sinks.append(mqtt)
