@@ -241,7 +241,12 @@ class WebService:
     def emit(self, event: Event) -> None:
         """Every app event (the household has applied it): to the history and live pages."""
         if isinstance(event, StatusChanged) and event.component == "enrolment":
-            self.last_enrolment = {"ok": event.ok, "detail": event.detail, **event.extra}
+            self.last_enrolment = {
+                "ok": event.ok,
+                "detail": event.detail,
+                "time": event.time,  # tells two enrolments of one name apart
+                **event.extra,
+            }
         changed = isinstance(event, _STATE_EVENTS)
         if changed:
             self._refresh_state()

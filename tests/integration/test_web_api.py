@@ -115,6 +115,20 @@ def test_the_cli_uses_the_running_daemon(
     wait_until("volume 55", lambda: browser.get("/api/state").json()["player"]["volume"] == 55)
 
 
+def test_the_cli_enrols_from_the_daemons_camera_and_forgets_through_it(
+    browser: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["enroll", "Cli"]) == 0  # the daemon holds the camera: it enrols
+    assert "enrolled Cli" in capsys.readouterr().out
+    assert browser.people() == ["Cli"]
+    assert main(["music", "skip"]) == 0
+    assert "sent to the running moodbox" in capsys.readouterr().out
+    assert main(["forget", "Cli"]) == 0
+    wait_until("forgotten", lambda: browser.people() == [])
+    assert main(["forget", "Cli"]) == 1  # nobody of that name any more
+    assert "nobody called" in capsys.readouterr().err
+
+
 def test_enrol_from_photos_rename_and_forget_with_the_history(
     daemon: Running, browser: Client
 ) -> None:
