@@ -271,6 +271,9 @@ def create_app(web: WebService) -> Flask:  # noqa: PLR0915 - the route table, in
     @app.get("/api/events")
     @login_required
     def events() -> Any:
+        # Each live page holds a server thread: keep two for everything else.
+        if web.hub.clients >= settings.threads - 2:
+            return jsonify(error="too many live pages open; close one"), 503
         client = web.hub.subscribe()
         return Response(
             web.stream(client),
