@@ -50,14 +50,15 @@ class Running:
 
 
 @contextmanager
-def running_daemon(tmp: Path, **settings: str) -> Iterator[Running]:
-    """The daemon of config.yaml on the astronaut frames, web on a free port, until the end."""
+def running_daemon(tmp: Path, frames: Path | None = None, **settings: str) -> Iterator[Running]:
+    """The daemon of config.yaml on the astronaut frames (or ``frames``), web on a free
+    port, until the end."""
     state = make_state_dir(tmp / "state")
     set_password(state, PASSWORD)
     previous = os.environ.get("STATE_DIRECTORY")
     os.environ["STATE_DIRECTORY"] = str(state)
     environ = {
-        "MOODBOX_CAMERA_SOURCE": str(astronaut_frames(tmp / "frames")),
+        "MOODBOX_CAMERA_SOURCE": str(frames or astronaut_frames(tmp / "frames")),
         "MOODBOX_CAMERA_FPS": "10",
         "MOODBOX_WEB_PORT": "0",
         "MOODBOX_RUN_EVENTS_STDOUT": "false",

@@ -16,12 +16,14 @@ box on the network needs no reverse proxy for HTTPS.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import queue
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,7 +230,13 @@ class WebService:
                 str(self.config.resolve(settings.tls_cert)), str(self.config.resolve(key))
             )
             scheme = "https"
-        server.prepare()  # binds now: a port in use fails here, not on the thread
+        with warnings.catch_warnings():
+            # cheroot drops the socket of a failed bind unclosed; it is collected here.
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                server.prepare()  # binds now: a port in use fails here, not on the thread
+            finally:
+                gc.collect()
         port = server.bind_addr[1]
         local = "127.0.0.1" if host in ("0.0.0.0", "127.0.0.1") else host  # noqa: S104 - compared, not bound
         self.url = f"{scheme}://{'[' + local + ']' if ':' in local else local}:{port}"
