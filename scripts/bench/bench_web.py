@@ -7,7 +7,9 @@ camera) and headless Chromium from Debian through its chromedriver:
 1. fps of an unpaced loop (camera.fps 0) in alternating equal windows of one
    run: no page (about:blank), the Home page open with its live stream
    connected, …, no page; each live window is compared with the mean of its
-   neighbours, so a drift of the machine's load cancels;
+   neighbours, so a drift of the machine's load cancels. Beside fps, which
+   other jobs on the machine move, the loop thread's own CPU time per frame
+   (``time.thread_time``) and the web's share of the loop thread;
 2. idle CPU (% of one core, no face in view, 5 fps) with the web on and off,
    as `moodbox bench` measures it (``run_paced``);
 3. enrolment from opening Sign up to "Signed in as …" on the replay camera
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -60,8 +63,25 @@ def chromium(width: int, height: int) -> Any:
     )
 
 
+class LoopClock:
+    """A do-nothing service: the loop thread's own CPU time after each frame, so a window's
+    CPU per frame does not depend on what else the machine runs."""
+
+    def __init__(self) -> None:
+        self.cpu, self.frames = 0.0, 0
+
+    def start(self, emit: Any) -> None:
+        pass
+
+    def poll(self, now: float) -> None:
+        self.cpu, self.frames = time.thread_time(), self.frames + 1
+
+    def stop(self) -> None:
+        pass
+
+
 @contextmanager
-def daemon(tmp: Path, frames: Path, **settings: str) -> Iterator[tuple[App, str]]:
+def daemon(tmp: Path, frames: Path, *services: Any, **settings: str) -> Iterator[tuple[App, str]]:
     state = make_state_dir(tmp / "state")
     set_password(state, PASSWORD)
     os.environ["STATE_DIRECTORY"] = str(state)
@@ -73,6 +93,7 @@ def daemon(tmp: Path, frames: Path, **settings: str) -> Iterator[tuple[App, str]
         **settings,
     }
     app = build(load_config(REPO_ROOT / "config.yaml", environ=environ), sinks=[])
+    app.services.extend(services)
     thread = threading.Thread(target=app.run, name="bench-daemon")
     thread.start()
     try:
@@ -99,49 +120,82 @@ def sign_in(driver: Any, url: str) -> None:
         time.sleep(0.05)
 
 
-def frames_in(app: App, seconds: float) -> float:
+def frames_in(app: App, seconds: float, clock: LoopClock | None = None) -> float:
+    """fps over ``seconds``; with ``clock``, also notes the loop's CPU ms per frame."""
     start_frames, start = app.stats.counters.get("frames", 0), time.monotonic()
+    cpu0, n0 = (clock.cpu, clock.frames) if clock else (0.0, 0)
     time.sleep(seconds)
+    if clock is not None and clock.frames > n0:
+        clock_windows.append(1000 * (clock.cpu - cpu0) / (clock.frames - n0))
     return (app.stats.counters.get("frames", 0) - start_frames) / (time.monotonic() - start)
 
 
-def bench_stream(tmp: Path, window_s: float, rounds: int) -> dict[str, Any]:
-    """fps unpaced, alternating windows in one run: no page (about:blank), Home open and live."""
-    with daemon(tmp, REPO_ROOT / "demo" / "faces", MOODBOX_CAMERA_FPS="0") as (app, url):
+clock_windows: list[float] = []  # loop CPU ms per frame of each window, in order
+
+
+def bench_stream(tmp: Path, window_s: float, rounds: int, mode: str) -> dict[str, Any]:
+    """fps unpaced, alternating windows in one run: nothing connected, then the live stream
+    connected: ``home``, the Home page in headless Chromium (which renders every update on
+    this machine's cores, as a phone would on its own), or ``stream``, the bare event
+    stream read by curl."""
+    clock = LoopClock()
+    clock_windows.clear()
+    with daemon(tmp, REPO_ROOT / "demo" / "faces", clock, MOODBOX_CAMERA_FPS="0") as (app, url):
         web = next(s for s in app.services if type(s).__name__ == "WebService")
         spent = [0.0]  # seconds the loop thread spent in the web's poll and emit
         for method in ("poll", "emit"):
             setattr(web, method, _clocked(getattr(web, method), spent))
-        driver = chromium(412, 915)
+        runtime = read_runtime(Path(os.environ["STATE_DIRECTORY"]))
+        assert runtime is not None
+        driver = chromium(412, 915) if mode == "home" else None
+        curl: subprocess.Popen[bytes] | None = None
         without: list[float] = []
         live: list[float] = []
         loop_share: list[float] = []
         try:
-            sign_in(driver, url)
+            if driver is not None:
+                sign_in(driver, url)
             time.sleep(3)  # models warm, music library scanned
             for _ in range(rounds):
-                driver.get("about:blank")
+                without.append(frames_in(app, window_s, clock))
+                if driver is not None:
+                    driver.get(url + "/")
+                else:
+                    curl = subprocess.Popen(
+                        ["curl", "-sN", "-o", "/dev/null", "-H",
+                         f"Authorization: Bearer {runtime['token']}", url + "/api/events"],
+                    )  # fmt: skip
                 time.sleep(1)
-                without.append(frames_in(app, window_s))
-                driver.get(url + "/")
-                time.sleep(1)
-                assert web.hub.clients >= 1, "the Home page's stream is not connected"  # type: ignore[attr-defined]
+                assert web.hub.clients >= 1, "the live stream is not connected"  # type: ignore[attr-defined]
                 spent_before = spent[0]
-                live.append(frames_in(app, window_s))
+                live.append(frames_in(app, window_s, clock))
                 loop_share.append((spent[0] - spent_before) / window_s)
-            driver.get("about:blank")
-            time.sleep(1)
-            without.append(frames_in(app, window_s))
+                if driver is not None:
+                    driver.get("about:blank")
+                elif curl is not None:
+                    curl.terminate()
+                    curl.wait()
+                time.sleep(1)
+            without.append(frames_in(app, window_s, clock))
         finally:
-            driver.quit()
+            if driver is not None:
+                driver.quit()
+            if curl is not None and curl.poll() is None:
+                curl.terminate()
     # Each live window against the mean of the windows either side of it: drift cancels.
     ratios = [v / ((without[i] + without[i + 1]) / 2) for i, v in enumerate(live)]
+    cpu_off, cpu_live = clock_windows[0::2], clock_windows[1::2]  # windows alternate
+    cpu_ratios = [v / ((cpu_off[i] + cpu_off[i + 1]) / 2) for i, v in enumerate(cpu_live)]
     return {
-        "fps_without_page": [round(v, 2) for v in without],
-        "fps_with_home_live": [round(v, 2) for v in live],
-        "ratios": [round(r, 4) for r in ratios],
-        "ratio_mean": round(sum(ratios) / len(ratios), 4),
+        "fps_without": [round(v, 2) for v in without],
+        "fps_live": [round(v, 2) for v in live],
+        "fps_ratios": [round(r, 4) for r in ratios],
+        "fps_ratio_mean": round(sum(ratios) / len(ratios), 4),
         "web_share_of_loop_thread_live": [round(v, 5) for v in loop_share],
+        "loop_cpu_ms_per_frame_without": [round(v, 3) for v in cpu_off],
+        "loop_cpu_ms_per_frame_live": [round(v, 3) for v in cpu_live],
+        # > 1: the loop needs more CPU per frame while the stream is live
+        "loop_cpu_ratios": [round(r, 4) for r in cpu_ratios],
         "stream_dropped": web.hub.dropped,  # type: ignore[attr-defined]
     }
 
@@ -274,8 +328,9 @@ def main() -> None:
             (tmp / "pages").mkdir()
             report.update(bench_pages(tmp / "pages", args.screenshots))
         if "stream" not in args.skip:
-            (tmp / "stream").mkdir()
-            report["stream"] = bench_stream(tmp / "stream", args.window_s, args.rounds)
+            for mode in ("stream", "home"):
+                (tmp / mode).mkdir()
+                report[mode] = bench_stream(tmp / mode, args.window_s, args.rounds, mode)
         if "idle" not in args.skip:
             report["idle"] = bench_idle(args.window_s)
     print(json.dumps(report, indent=2 if args.json else None))
