@@ -238,9 +238,15 @@ def create_app(web: WebService) -> Flask:  # noqa: PLR0915 - the route table, in
     def history_page() -> Any:
         day = _day(request.args.get("day"))
         data = _history(web, day)
-        return page("history", day=day, chart=_chart(data, day), data=data,
-                    colours=MOOD_COLOURS, previous=day - timedelta(days=1),
-                    next=day + timedelta(days=1), today=date.today())  # fmt: skip
+        return page(
+            "history",
+            day=day,
+            chart=_chart(data, day),
+            colours=MOOD_COLOURS,
+            previous=day - timedelta(days=1),
+            next=day + timedelta(days=1),
+            today=date.today(),
+        )
 
     @app.get("/settings")
     @login_required
@@ -547,8 +553,8 @@ def _preview(web: WebService) -> bytes | None:
     for (x0, y0, x1, y1), user in web.boxes:
         colour = (80, 200, 80) if user else (60, 170, 240)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
-        cv2.putText(image, user or "?", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    colour, 2)  # fmt: skip
+        label_at = (x0, max(12, y0 - 6))
+        cv2.putText(image, user or "?", label_at, cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
     height, width = image.shape[:2]
     if width > PREVIEW_WIDTH:
         image = cv2.resize(image, (PREVIEW_WIDTH, round(height * PREVIEW_WIDTH / width)))
