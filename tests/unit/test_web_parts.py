@@ -159,3 +159,29 @@ def test_a_face_recognised_after_its_mood_gives_that_mood_to_the_person(tmp_path
             recorder.emit(event)
         assert household.faces[0].user == "ada"
         assert [s.mood for s in store.day(0, 86400, now=1010)["moods"]["ada"]] == ["happy"]
+
+
+def test_live_pages_are_capped_to_leave_threads_for_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.config import MoodboxConfig
+    from edge.control import RemoteControls
+    from edge.household import Household
+    from edge.stats import Stats
+    from edge.web.app import create_app
+    from edge.web.service import WebService
+
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    web = WebService(
+        MoodboxConfig(), household=Household(), stats=Stats(), controls=RemoteControls()
+    )
+    client = create_app(web).test_client()
+    auth = {"Authorization": f"Bearer {web.token}"}
+    assert client.get("/api/events", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    held = [web.hub.subscribe() for _ in range(web.settings.threads - 2)]
+    assert client.get("/api/events", headers=auth).status_code == 503
+    web.hub.unsubscribe(held[0])
+    stream = client.get("/api/events", headers=auth)
+    assert stream.status_code == 200 and stream.mimetype == "text/event-stream"
+    assert next(stream.response).startswith(b"retry:")
+    stream.close()
