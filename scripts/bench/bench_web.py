@@ -283,7 +283,11 @@ def bench_pages(tmp: Path, screenshots: Path | None) -> dict[str, Any]:
             driver.find_element(By.ID, "name").send_keys("Eileen")
             driver.find_element(By.ID, "enroll").click()
             status = driver.find_element(By.ID, "enrol-status")
+            progress_shot = screenshots / "signup-progress-phone.png" if screenshots else None
             while status.get_attribute("data-signed-in") != "Eileen":
+                if progress_shot and "samples" in status.text:
+                    driver.save_screenshot(str(progress_shot))  # mid-enrolment
+                    progress_shot = None
                 if time.monotonic() - opened > 60:
                     raise SystemExit(f"no sign-in after 60 s: {status.text}")
                 time.sleep(0.05)
