@@ -69,9 +69,9 @@ def build(
 ) -> App:
     """Everything `moodbox run` runs, wired explicitly (ModelError if a model is unusable).
 
-    Start order: the pipeline (models loaded here), music, MQTT, the systemd
-    notifier. MQTT comes after the parts its remote commands drive; the
-    notifier comes last so that READY=1 goes out only once everything before
+    Start order: the pipeline (models loaded here), music, MQTT, people sync
+    (``rooms.sync``), the systemd notifier. MQTT comes after the parts its remote
+    commands drive; the notifier comes last so that READY=1 goes out only once everything before
     it has started. ``App.run`` stops them in reverse.
     """
     from edge.supervise import SystemdNotifyService
@@ -99,6 +99,10 @@ def build(
             )
             services.append(mqtt)
             event_sinks.append(mqtt)
+        if config.rooms.sync:
+            from edge.publish.people import PeopleSyncService
+
+            services.append(PeopleSyncService.from_config(config, stats))
         services.append(SystemdNotifyService.from_env())
     except BaseException:
         pipeline.close()
