@@ -250,7 +250,10 @@ class PeopleReplica:
                 raise RefusedError("id does not match the topic")
         except RefusedError as err:
             self._refuse(topic, err.reason)
-            return []
+            # Nobody with the key wrote it, so it is never newer than ours: put ours back.
+            self._seen.pop(pid, None)
+            local = self.store.sync_record(pid)
+            return [] if local is None else [self._message(local)]
         self._seen[pid] = max(self._seen.get(pid, (0, "")), record.order)
         local = self.store.sync_record(pid)
         if local is None or record.order > local.order:
