@@ -122,6 +122,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(f"error: nobody called {args.name!r} is enrolled", file=sys.stderr)
         return EXIT_FAILED
     print(f"forgot {removed}: every embedding, image and music preference of them is deleted")
+    if config.rooms.sync:
+        print("the household's other boxes forget them too once this box's daemon shares it")
     return 0
 
 

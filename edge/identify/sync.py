@@ -32,9 +32,11 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,7 @@ _PAD_STEP = 4096
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_SAMPLES = 64
 MAX_DIM = 1024
+RESTORE_INTERVAL_S = 30.0
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _ORIGIN = re.compile(r"^[a-z0-9_-]{1,32}$")  # general.device_id
 
@@ -211,6 +214,7 @@ class PeopleReplica:
         topic_root: str,
         stats: Stats | None = None,
         forget: Callable[[UserStore, str], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from edge.identify.forget import forget_user
 
@@ -222,6 +226,8 @@ class PeopleReplica:
         self._forget = forget or forget_user
         self._seen: dict[str, tuple[int, str]] = {}  # the broker's versions this session
         self._refusals_logged: set[str] = set()
+        self._restored: dict[str, float] = {}  # person → when we last overwrote an unreadable copy
+        self._clock = clock
         self.applied = 0
 
     @property
@@ -250,10 +256,7 @@ class PeopleReplica:
                 raise RefusedError("id does not match the topic")
         except RefusedError as err:
             self._refuse(topic, err.reason)
-            # Nobody with the key wrote it, so it is never newer than ours: put ours back.
-            self._seen.pop(pid, None)
-            local = self.store.sync_record(pid)
-            return [] if local is None else [self._message(local)]
+            return self._restore(pid)
         self._seen[pid] = max(self._seen.get(pid, (0, "")), record.order)
         local = self.store.sync_record(pid)
         if local is None or record.order > local.order:
@@ -262,6 +265,20 @@ class PeopleReplica:
         if record.order < local.order:
             return [self._message(local)]
         return []
+
+    def _restore(self, pid: str) -> list[Outgoing]:
+        """Ours again over a copy nobody with our key wrote (so never a newer one).
+
+        At most once per interval: two boxes with different keys that hold the same
+        person would otherwise overwrite each other without end.
+        """
+        self._seen.pop(pid, None)
+        local = self.store.sync_record(pid)
+        now = self._clock()
+        if local is None or now - self._restored.get(pid, -math.inf) < RESTORE_INTERVAL_S:
+            return []
+        self._restored[pid] = now
+        return [self._message(local)]
 
     def local_changes(self) -> list[Outgoing]:
         """This box's unshared enrolments and forgets, versioned, as messages."""

@@ -145,3 +145,29 @@ def test_the_household_key_comes_from_the_environment_or_a_credential(tmp_path: 
     assert read_household_key({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == b"c" * 64
     with pytest.raises(ConfigError, match="at least 32"):
         read_household_key({"MOODBOX_HOUSEHOLD_KEY": "short"})
+
+
+def test_an_unreadable_copy_of_a_person_we_hold_is_replaced_at_most_once_per_interval(
+    tmp_path: Path,
+) -> None:
+    a = Box(tmp_path, "living")
+    now = [0.0]
+    a.replica = PeopleReplica(
+        a.store,
+        HouseholdCipher(KEY),
+        origin="living",
+        topic_root=ROOT,
+        stats=a.stats,
+        clock=lambda: now[0],
+    )
+    a.store.add_embeddings("Ada", vectors(1))
+    genuine = a.replica.local_changes()[0]
+    junk = Outgoing(genuine.topic, b"MBP1" + bytes(60))
+    assert a.deliver([junk]) != []  # ours goes back over it
+    now[0] = 10.0
+    assert a.deliver([junk]) == []  # a box with another key would loop with us: not again yet
+    now[0] = 31.0
+    restored = a.deliver([junk])
+    assert len(restored) == 1 and restored[0].topic == genuine.topic
+    assert a.deliver([Outgoing(genuine.topic, b"")]) != []  # deleted from the broker: put back
+    assert a.stats.counters["sync_refused"] == 3
