@@ -171,3 +171,23 @@ def test_an_unreadable_copy_of_a_person_we_hold_is_replaced_at_most_once_per_int
     assert len(restored) == 1 and restored[0].topic == genuine.topic
     assert a.deliver([Outgoing(genuine.topic, b"")]) != []  # deleted from the broker: put back
     assert a.stats.counters["sync_refused"] == 3
+
+
+def test_sync_without_a_broker_or_a_key_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    from edge.config import load_config
+    from edge.publish.people import PeopleSyncService
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"general:\n  state_dir: {tmp_path / 'state'}\nrooms:\n  sync: true\n")
+    with pytest.raises(ConfigError, match=r"mqtt\.host"):
+        PeopleSyncService.from_config(load_config(config_file, environ={}))
+    with_broker = load_config(config_file, environ={"MOODBOX_MQTT_HOST": "127.0.0.1"})
+    with pytest.raises(ConfigError, match="no household key"):
+        PeopleSyncService.from_config(with_broker)
+    monkeypatch.setenv("MOODBOX_HOUSEHOLD_KEY", "k" * 32)
+    service = PeopleSyncService.from_config(with_broker)
+    assert service.settings.client_id == "moodbox-moodbox-people"
+    assert service.settings.will_topic is None
+    service.replica.store.close()
