@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.identify.store import SyncRecord, UserStore
+from edge.identify.store import SyncRecord, UserStore, check_name
 from edge.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,10 @@ def decode_record(plain: bytes) -> SyncRecord:
     dim, blob = data.get("dim"), data.get("vectors")
     if not isinstance(name, str) or not isinstance(dim, int) or not isinstance(blob, str):
         raise RefusedError("bad person")
+    try:
+        name = check_name(name)
+    except ValueError as err:
+        raise RefusedError("bad name") from err
     try:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError) as err:

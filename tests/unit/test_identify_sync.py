@@ -191,3 +191,31 @@ def test_sync_without_a_broker_or_a_key_is_a_config_error(
     assert service.settings.client_id == "moodbox-moodbox-people"
     assert service.settings.will_topic is None
     service.replica.store.close()
+
+
+def test_a_store_from_before_sync_opens_and_shares_everyone_once_sync_is_on(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from edge.identify import store as store_module
+
+    path = tmp_path / "state" / "users.sqlite3"
+    path.parent.mkdir(mode=0o700)
+    old = sqlite3.connect(path)
+    old.executescript(store_module._SCHEMA)  # the tables as a release before sync made them
+    old.execute("ALTER TABLE users ADD COLUMN fold TEXT")
+    old.execute("INSERT INTO users (name, fold, created) VALUES ('Ada', 'ada', 1.0)")
+    old.execute(
+        "INSERT INTO embeddings (user_id, dim, vector, created) VALUES (1, 128, ?, 1.0)",
+        (vectors(1, 1).tobytes(),),
+    )
+    old.commit()
+    old.close()
+    with UserStore(path) as store:
+        replica = PeopleReplica(store, HouseholdCipher(KEY), origin="living", topic_root=ROOT)
+        shared = replica.local_changes()
+        assert len(shared) == 1
+        record = store.sync_record(shared[0].topic.rsplit("/", 1)[1])
+        assert record is not None and record.name == "Ada" and record.version == 1
+        assert replica.local_changes() == []
