@@ -115,7 +115,10 @@ def test_enrol_at_one_box_forget_at_the_other_reaches_a_box_that_was_off(
         assert np.array_equal(vector_bytes(state_a), vector_bytes(state_b))
         b.wait_for(f"{NAME} signed in at B", lambda: signed_in(b, NAME))
         recognised = time.monotonic() - enrolled
-        print(f"\nenrol at A → in B's store {synced:.2f} s, signed in at B {recognised:.2f} s")
+        print(
+            f"\nafter `moodbox enroll` at A returned: in B's store {synced:.2f} s, "
+            f"signed in at B {recognised:.2f} s"
+        )
 
         stop_cleanly(a)  # A is off while B forgets
         cli(tmp_path, state_b, "forget", NAME)
