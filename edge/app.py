@@ -71,11 +71,11 @@ def build(
     """Everything `moodbox run` runs, wired explicitly (ModelError if a model is unusable).
 
     Start order: the pipeline (models loaded here), music, MQTT, the web app,
-    the systemd notifier. MQTT and the web come after the parts their remote
-    commands drive (both through one ``RemoteControls``); the web wraps the
-    camera factory so its preview shows the loop's own frames; the notifier
-    comes last so that READY=1 goes out only once everything before it has
-    started. ``App.run`` stops them in reverse.
+    people sync (``rooms.sync``), the systemd notifier. MQTT and the web come
+    after the parts their remote commands drive (both through one
+    ``RemoteControls``); the web wraps the camera factory so its preview shows
+    the loop's own frames; the notifier comes last so that READY=1 goes out only
+    once everything before it has started. ``App.run`` stops them in reverse.
     """
     from edge.supervise import SystemdNotifyService
 
@@ -143,6 +143,10 @@ def build(
             source_factory = web.tap(source_factory)
             services.append(web)
             event_sinks.append(web)
+        if config.rooms.sync:
+            from edge.publish.people import PeopleSyncService
+
+            services.append(PeopleSyncService.from_config(config, stats))
         services.append(SystemdNotifyService.from_env())
     except BaseException:
         pipeline.close()

@@ -474,6 +474,26 @@ class WebConfig(Section):
     )
 
 
+class RoomsConfig(Section):
+    """Several boxes in one household (README "Several rooms").
+
+    The household key that encrypts what is shared is never a setting: it comes
+    from $MOODBOX_HOUSEHOLD_KEY or the systemd credential
+    $CREDENTIALS_DIRECTORY/household_key.
+    """
+
+    sync: bool = Field(
+        False,
+        description="Share enrolled people with every box of the household through the "
+        "MQTT broker, encrypted with the household key (needs mqtt.host).",
+    )
+    household_topic: str = Field(
+        "moodbox/household",
+        pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$",
+        description="Root of the household's shared topics; the same on every box.",
+    )
+
+
 class MoodboxConfig(Section):
     """The whole configuration file."""
 
@@ -487,6 +507,7 @@ class MoodboxConfig(Section):
     mqtt: MqttConfig = MqttConfig()
     music: MusicConfig = MusicConfig()
     web: WebConfig = WebConfig()
+    rooms: RoomsConfig = RoomsConfig()
 
     def resolve(self, path: Path | str) -> Path:
         """A config path, absolute: relative ones are relative to the config file."""
@@ -599,7 +620,13 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
 
 # Variables with the prefix that are not settings (secrets are read where used).
 _NOT_SETTINGS = frozenset(
-    {"MOODBOX_MQTT_PASSWORD", "MOODBOX_MPD_PASSWORD", "MOODBOX_CONFIG", "MOODBOX_COMMAND_KEY"}
+    {
+        "MOODBOX_MQTT_PASSWORD",
+        "MOODBOX_MPD_PASSWORD",
+        "MOODBOX_CONFIG",
+        "MOODBOX_COMMAND_KEY",
+        "MOODBOX_HOUSEHOLD_KEY",
+    }
 )
 
 

@@ -171,6 +171,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
         f"forgot {removed}: every embedding, image, music preference and history row "
         "of them is deleted"
     )
+    if config.rooms.sync:
+        print("the household's other boxes forget them too once this box's daemon shares it")
     return 0
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.identify.store_sync import SyncedStore, SyncRecord, add_sync_schema
 from edge.statedir import make_state_dir, private_umask, tighten
 
-__all__ = ["UserRecord", "UserStore", "check_name", "make_state_dir"]
+__all__ = ["SyncRecord", "UserRecord", "UserStore", "check_name", "make_state_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def fold_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip().casefold()
 
 
-class UserStore:
+class UserStore(SyncedStore):
     """The enrolled users database. Thread-safe: one connection behind a lock."""
 
     FILENAME = "users.sqlite3"
@@ -105,6 +106,7 @@ class UserStore:
                 self._db.execute("PRAGMA busy_timeout=5000")
                 self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
                 self._migrate()
+                add_sync_schema(self._db)
             except sqlite3.DatabaseError as err:
                 raise ConfigError(
                     f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
@@ -158,6 +160,7 @@ class UserStore:
                 "INSERT INTO embeddings (user_id, dim, vector, created) VALUES (?, ?, ?, ?)",
                 [(user_id, len(row), row.tobytes(), now) for row in rows],
             )
+            db.execute("UPDATE users SET sync_dirty = 1 WHERE id = ?", (user_id,))
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM embeddings WHERE user_id = ?", (user_id,)
             ).fetchone()
@@ -210,6 +213,13 @@ class UserStore:
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""
         with self._lock, self._transaction() as db:
+            # A person the household shares leaves a tombstone for the sync layer to publish.
+            db.execute(
+                "INSERT OR REPLACE INTO sync_tombstones (sync_id, version, origin, pending) "
+                "SELECT sync_id, sync_version, sync_origin, 1 FROM users "
+                "WHERE fold = ? AND sync_id IS NOT NULL",
+                (fold_name(name),),
+            )
             deleted = db.execute("DELETE FROM users WHERE fold = ?", (fold_name(name),)).rowcount
         if deleted:
             # Old copies of the rows may linger in the WAL: rewrite, then empty it.
@@ -230,8 +240,10 @@ class UserStore:
             taken = db.execute("SELECT fold FROM users WHERE fold = ?", (fold_name(new),))
             if taken.fetchone() and fold_name(new) != fold_name(old):
                 raise ValueError(f"{new!r} is already enrolled")
+            # sync_dirty: a box that shares its people sends the new name under the
+            # person's household id (the id stays, so the others rename, not re-enrol).
             renamed = db.execute(
-                "UPDATE users SET name = ?, fold = ? WHERE fold = ?",
+                "UPDATE users SET name = ?, fold = ?, sync_dirty = 1 WHERE fold = ?",
                 (new, fold_name(new), fold_name(old)),
             ).rowcount
         return bool(renamed)

@@ -153,6 +153,7 @@ def stats_payload(
         "unauthorized_commands": unauthorized_commands,
         "rate_limited_commands": rate_limited_commands,
         "discovery_suppressed": discovery_suppressed,
+        "sync_refused": stats.counters.get("sync_refused", 0),
     }
 
 
