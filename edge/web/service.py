@@ -209,15 +209,15 @@ class WebService:
             emit(StatusChanged(time=time.time(), component="web", ok=False, detail=str(err)))
 
     def _start_server(self) -> None:
+        # The socket is bound now (a port in use shows at start); Flask itself loads
+        # on the first request (_LazyApp).
         from cheroot import wsgi
-
-        from edge.web.app import create_app
 
         settings = self.settings
         host = settings.host or "127.0.0.1"
         server = wsgi.Server(
             (host, settings.port),
-            create_app(self),
+            _LazyApp(self._create_app),
             numthreads=settings.threads,
             server_name="moodbox",
             shutdown_timeout=2,
@@ -246,6 +246,11 @@ class WebService:
         self._thread.start()
         write_runtime(self.state_dir, self.url, self.token)
         logger.info("web app on %s://%s:%d", scheme, host, port)
+
+    def _create_app(self) -> Any:
+        from edge.web.app import create_app  # Flask with it: see _LazyApp
+
+        return create_app(self)
 
     def emit(self, event: Event) -> None:
         """Every app event (the household has applied it): to the history and live pages."""
@@ -345,3 +350,27 @@ class WebService:
 
     def runtime_path(self) -> Path:
         return self.state_dir / RUNTIME_FILE
+
+
+class _LazyApp:
+    """The WSGI app, built on the first request instead of at start.
+
+    Flask, Werkzeug and Jinja cost the daemon about 9 MiB of resident memory;
+    a box whose page nobody opens (most of the day, often forever) need not
+    hold them. The first request, from a browser or the CLI, pays the import
+    once (a few hundred milliseconds); every later one goes straight through.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        app = self._app
+        if app is None:
+            with self._lock:  # two first requests at once build it once
+                if self._app is None:
+                    self._app = self._build()
+                app = self._app
+        return app(environ, start_response)
