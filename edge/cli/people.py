@@ -6,17 +6,50 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args, config_parent
+from edge.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    HELP_FORMAT,
+    config_from_args,
+    config_parent,
+)
 from edge.config import MoodboxConfig
 
 
+def _confirm_for(force: bool) -> Callable[[str, list[str]], bool]:
+    """Whether to store a face that already signs in as someone else: yes with --force,
+    else ask on a terminal, else (a script, no one to ask) no, with the way out."""
+
+    def confirm(name: str, others: list[str]) -> bool:
+        who = ", ".join(others)
+        print(f"warning: this face already signs in as {who}", file=sys.stderr)
+        if force:
+            return True
+        if sys.stdin.isatty():
+            answer = input(f"store it as {name} as well? [y/N] ")
+            return answer.strip().lower() in ("y", "yes")
+        print(
+            f"error: not enrolling {name}: pass --force to store it anyway, or "
+            f"`moodbox forget {others[0]}` first if that was the same person",
+            file=sys.stderr,
+        )
+        return False
+
+    return confirm
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from edge.backends import make_detector, make_embedder
+    from edge.identify.embed import embedder_model_id
     from edge.identify.enroll import choose, embed_images
+    from edge.identify.recognize import Gallery, resembling
     from edge.identify.store import UserStore, check_name
 
     config = config_from_args(args)
@@ -25,24 +58,34 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    confirm = _confirm_for(args.force)
     if not args.images:
-        return _enroll_from_camera(config, name)
-    samples, problems = embed_images(
-        args.images, detector=make_detector(config), embedder=make_embedder(config, threads=1)
-    )
+        return _enroll_from_camera(config, name, confirm)
+    embedder = make_embedder(config, threads=1)
+    model = embedder_model_id(embedder)
+    samples, problems = embed_images(args.images, detector=make_detector(config), embedder=embedder)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     chosen = choose(samples, max(config.identify.enroll_samples, args.samples or 0))
     if not chosen:
         print(f"error: no usable face in the {len(args.images)} image(s)", file=sys.stderr)
         return EXIT_FAILED
+    vectors = [s.vector for s in chosen]
     with UserStore.in_state_dir(config.state_dir()) as store:
-        total = store.add_embeddings(name, [s.vector for s in chosen])
+        gallery = Gallery.from_embeddings(store.embeddings(model))
+        others = resembling(
+            np.stack(vectors), gallery, threshold=config.identify.threshold, besides=name
+        )
+        if others and not confirm(name, others):
+            return EXIT_FAILED
+        total = store.add_embeddings(name, vectors, model=model)
     print(f"enrolled {name}: {len(chosen)} new sample(s), {total} in all")
     return 0
 
 
-def _enroll_from_camera(config: MoodboxConfig, name: str) -> int:
+def _enroll_from_camera(
+    config: MoodboxConfig, name: str, confirm: Callable[[str, list[str]], bool]
+) -> int:
     """Enrol through the same pipeline `moodbox run` drives (lores stream, tracker, stage)."""
     from edge.camera import open_source
     from edge.errors import CameraError, EndOfStream
@@ -55,7 +98,7 @@ def _enroll_from_camera(config: MoodboxConfig, name: str) -> int:
     pipeline = Pipeline.from_config(config, Stats())
     stage = pipeline.identity
     assert stage is not None  # identify.enabled was checked above
-    stage.enroll_from_camera(name)
+    stage.enroll_from_camera(name, confirm=confirm)
     print(f"enrolling {name}: look at the camera for a few seconds", file=sys.stderr)
     started = time.monotonic()
     try:
@@ -101,8 +144,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 def _user(user: Any) -> dict[str, Any]:
     return {
         "name": user.name,
-        "created": user.created,
-        "last_seen": user.last_seen,
+        "created": _when(user.created),
+        "last_seen": _when(user.last_seen) if user.last_seen else None,
         "samples": user.samples,
     }
 
@@ -130,20 +173,53 @@ def register(sub: Any) -> None:
         "enroll",
         parents=[config],
         help="enrol a person by their face (camera, or --images FILE...)",
+        description="Enrol a person for face sign-in: from the camera (look at it for a few "
+        "seconds; with the daemon stopped, as it holds the camera) or from photos. Enrolling "
+        "again adds samples. A face that already signs in as someone else is asked about on "
+        "a terminal and refused elsewhere unless --force.",
+        formatter_class=HELP_FORMAT,
     )
-    enroll.add_argument("name")
-    enroll.add_argument("--images", type=Path, nargs="+", help="image files instead of the camera")
+    enroll.add_argument("name", metavar="NAME", help="the person's name (1 to 64 characters)")
     enroll.add_argument(
-        "--samples", type=int, default=None, help="samples to keep (default: config)"
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="photos of the person instead of the camera (the largest face of each)",
+    )
+    enroll.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="samples to keep (default: identify.enroll_samples)",
+    )
+    enroll.add_argument(
+        "--force",
+        action="store_true",
+        help="store the face even if it already signs in as someone else",
     )
     enroll.set_defaults(func=cmd_enroll)
 
-    users = sub.add_parser("users", parents=[config], help="list enrolled people")
-    users.add_argument("--json", action="store_true")
+    users = sub.add_parser(
+        "users",
+        parents=[config],
+        help="list enrolled people",
+        description="List enrolled people: samples, when enrolled, when last seen (UTC).",
+        formatter_class=HELP_FORMAT,
+    )
+    users.add_argument(
+        "--json", action="store_true", help="one JSON array on stdout (ISO-8601 times)"
+    )
     users.set_defaults(func=cmd_users)
 
     forget = sub.add_parser(
-        "forget", parents=[config], help="delete a person and every trace of them"
+        "forget",
+        parents=[config],
+        help="delete a person and every trace of them",
+        description="Delete an enrolled person: their name, every embedding and any debug "
+        "image; the store is rewritten so nothing lingers in free pages.",
+        formatter_class=HELP_FORMAT,
     )
-    forget.add_argument("name")
+    forget.add_argument("name", metavar="NAME", help="the enrolled name (see moodbox users)")
     forget.set_defaults(func=cmd_forget)

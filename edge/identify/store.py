@@ -24,7 +24,11 @@ from edge.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
+# The store's schema, version by version: _MIGRATIONS[i] takes a store from
+# version i (PRAGMA user_version) to i + 1, in one transaction with the version
+# bump. Version 0 is an empty file or a store from before versions, whose tables
+# step 1 leaves as they are (CREATE ... IF NOT EXISTS). Append, never edit.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -47,6 +51,21 @@ CREATE TABLE IF NOT EXISTS debug_images (
 CREATE INDEX IF NOT EXISTS embeddings_user ON embeddings(user_id);
 CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
 """
+
+# The one face model whose embeddings stores held before they recorded a model:
+# the SFace file shipped since face sign-in began (models/face_embedding.tflite).
+LEGACY_MODEL_ID = "sha256:3c35208f2591f0a7"
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (_SCHEMA_V1,),
+    # 2: which embedding model made each vector; vectors of another model are never compared.
+    (
+        "ALTER TABLE embeddings ADD COLUMN model TEXT",
+        # Every vector stored so far came from LEGACY_MODEL_ID (a test keeps the two equal).
+        "UPDATE embeddings SET model = 'sha256:3c35208f2591f0a7' WHERE model IS NULL",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 MAX_NAME_LENGTH = 64
 
@@ -95,7 +114,7 @@ class UserStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+            self._migrate()
         except sqlite3.DatabaseError as err:
             raise ConfigError(
                 f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
@@ -103,6 +122,32 @@ class UserStore:
         finally:
             os.umask(old_umask)
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION in place, one committed step at a time."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"user store {self.path}: schema version {version} is newer than this "
+                f"moodbox knows ({SCHEMA_VERSION}); upgrade moodbox"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[step]:
+                    for part in (p for p in statement.split(";") if p.strip()):
+                        self._db.execute(part)
+                self._db.execute(f"PRAGMA user_version = {step + 1}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            if version:
+                logger.info("user store %s: schema version %d → %d", self.path, step, step + 1)
+
+    def schema_version(self) -> int:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> UserStore:
@@ -128,9 +173,18 @@ class UserStore:
         self._db.execute("COMMIT")
 
     def add_embeddings(
-        self, name: str, vectors: Sequence[np.ndarray] | np.ndarray, now: float | None = None
+        self,
+        name: str,
+        vectors: Sequence[np.ndarray] | np.ndarray,
+        now: float | None = None,
+        *,
+        model: str | None = None,
     ) -> int:
-        """Add samples to ``name`` (creating the user); returns their count once committed."""
+        """Add samples to ``name`` (creating the user); returns their count once committed.
+
+        ``model`` is the id of the embedder that made them (``embed.model_id``);
+        None (test doubles) leaves it unrecorded.
+        """
         name = check_name(name)
         now = time.time() if now is None else now
         rows = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
@@ -139,8 +193,9 @@ class UserStore:
         with self._lock, self._transaction() as db:
             user_id = self._user_id(db, name, now)
             db.executemany(
-                "INSERT INTO embeddings (user_id, dim, vector, created) VALUES (?, ?, ?, ?)",
-                [(user_id, len(row), row.tobytes(), now) for row in rows],
+                "INSERT INTO embeddings (user_id, dim, vector, created, model) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(user_id, len(row), row.tobytes(), now, model) for row in rows],
             )
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM embeddings WHERE user_id = ?", (user_id,)
@@ -161,12 +216,16 @@ class UserStore:
             ).fetchall()
         return [UserRecord(name, created, seen, int(n)) for name, created, seen, n in rows]
 
-    def embeddings(self) -> dict[str, np.ndarray]:
-        """Each user's samples as an (n, dim) float32 array."""
+    def embeddings(self, model: str | None = None) -> dict[str, np.ndarray]:
+        """Each user's samples as an (n, dim) float32 array; with ``model``, only the
+        samples that model made (or that say no model), since vectors of two models
+        live in different spaces and comparing them means nothing."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT u.name, e.dim, e.vector FROM embeddings e JOIN users u "
-                "ON u.id = e.user_id ORDER BY u.name, e.id"
+                "ON u.id = e.user_id WHERE ? IS NULL OR e.model IS NULL OR e.model = ? "
+                "ORDER BY u.name, e.id",
+                (model, model),
             ).fetchall()
         gallery: dict[str, list[np.ndarray]] = {}
         for name, dim, blob in rows:
@@ -176,6 +235,19 @@ class UserStore:
                 continue
             gallery.setdefault(name, []).append(vector)
         return {name: np.stack(vectors) for name, vectors in gallery.items()}
+
+    def other_models(self, model: str) -> dict[str, set[str]]:
+        """Users with samples made by another embedding model than ``model``: name → models."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT u.name, e.model FROM embeddings e JOIN users u "
+                "ON u.id = e.user_id WHERE e.model IS NOT NULL AND e.model != ?",
+                (model,),
+            ).fetchall()
+        found: dict[str, set[str]] = {}
+        for name, other in rows:
+            found.setdefault(name, set()).add(other)
+        return found
 
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""
