@@ -148,6 +148,32 @@ def check_audio(config: MoodboxConfig) -> list[Result]:
     ]
 
 
+def check_music(config: MoodboxConfig) -> list[Result]:
+    """The music folders hold something to play (the daemon would stay silent)."""
+    if not config.music.enabled:
+        return [Result("music", Status.SKIP, "music.enabled is false")]
+    from edge.music.library import AUDIO_SUFFIXES
+
+    folders = [config.resolve(folder) for folder in config.music.folders]
+    count = 0
+    for folder in folders:
+        if folder.is_dir():
+            count += sum(
+                1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+            )
+    names = ", ".join(str(folder) for folder in folders)
+    if count == 0:
+        return [
+            Result(
+                "music",
+                Status.FAIL,
+                f"no music in {names}: copy mp3, ogg, wav or flac files there (a folder per "
+                f"mood places them, e.g. {folders[0]}/happy/), then run `moodbox music scan`",
+            )
+        ]
+    return [Result("music", Status.PASS, f"{count} audio file(s) in {names}")]
+
+
 def check_broker(config: MoodboxConfig) -> list[Result]:
     """A TCP connection to mqtt.host:port (when MQTT is on)."""
     host, port = config.mqtt.host, config.mqtt.port
@@ -226,6 +252,7 @@ CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("models", check_models),
     ("camera", check_camera),
     ("audio", check_audio),
+    ("music", check_music),
     ("broker", check_broker),
     ("disk", check_disk),
     ("state dir", check_state_dir),
