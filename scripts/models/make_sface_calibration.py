@@ -9,7 +9,7 @@ The array is data-derived: keep it in the cache, never in git.
 
     .venv/bin/python scripts/models/make_sface_calibration.py \\
         --images .cache/faces/lfw --pairs ../shared/data/faces/lfw-pairs-a-f.txt \\
-        --out /work/cache/sface-convert/calibration_lfw.npy --count 400
+        --out ~/.cache/moodbox/sface-convert/calibration_lfw.npy --count 400
 """
 
 from __future__ import annotations
