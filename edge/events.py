@@ -202,6 +202,8 @@ def _track(e: TrackStarted) -> str:
 
 
 def _player(e: PlayerState) -> str:
+    if e.state == "unavailable":
+        return "player unavailable"
     what = f": {e.title} – {e.artist}" if e.title else ""
     return f"player {e.state}{what}, volume {e.volume}%"
 

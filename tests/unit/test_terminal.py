@@ -70,6 +70,7 @@ EXAMPLES = [
         PlayerState(T, "paused", "Morning", "Ann", "happy", None, 70),
         "player paused: Morning – Ann, volume 70%",
     ),
+    (PlayerState(T, "unavailable", None, None, None, None, 70), "player unavailable"),
     (EnrolmentStarted(T, "bob"), "enrolling bob: look at the camera"),
     (EnrolmentFinished(T, "bob", True, 5), "enrolled bob: 5 sample(s)"),
     (
