@@ -123,30 +123,37 @@ def _enroll_from_camera(
 
 
 def cmd_users(args: argparse.Namespace) -> int:
+    from edge.identify.embed import REENROL_HINT, model_id
     from edge.identify.store import UserStore
 
     config = config_from_args(args)
+    model = config.resolve(config.identify.model)
     with UserStore.in_state_dir(config.state_dir()) as store:
         users = store.users()
+        # People whose samples another face model made are not recognised by this one.
+        stale = store.other_models(model_id(model)) if model.is_file() else {}
     if args.json:
-        print(json.dumps([_user(u) for u in users]))
+        print(json.dumps([_user(u, u.name in stale) for u in users]))
         return 0
     if not users:
         print("nobody enrolled (moodbox enroll NAME)")
     for user in users:
         seen = _when(user.last_seen) if user.last_seen else "never"
+        note = f"\tenrolled with another face model: {REENROL_HINT}" if user.name in stale else ""
         print(
-            f"{user.name}\t{user.samples} samples\tenrolled {_when(user.created)}\tlast seen {seen}"
+            f"{user.name}\t{user.samples} samples\tenrolled {_when(user.created)}"
+            f"\tlast seen {seen}{note.format(name=user.name)}"
         )
     return 0
 
 
-def _user(user: Any) -> dict[str, Any]:
+def _user(user: Any, other_model: bool) -> dict[str, Any]:
     return {
         "name": user.name,
         "created": _when(user.created),
         "last_seen": _when(user.last_seen) if user.last_seen else None,
         "samples": user.samples,
+        "other_model": other_model,
     }
 
 

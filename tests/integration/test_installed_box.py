@@ -134,3 +134,24 @@ def test_doctor_says_how_to_fill_the_empty_music_folder(box: Path) -> None:
     (music / "calm").mkdir()
     (music / "calm" / "a.ogg").write_bytes(b"")
     assert check_music(config)[0].status is Status.PASS
+
+
+def test_the_readme_webcam_example_is_a_valid_config_there(box: Path) -> None:
+    result = installed_cli(
+        box, "check-config", MOODBOX_CAMERA_TYPE="opencv", MOODBOX_CAMERA_SOURCE="0"
+    )
+    assert result.returncode == 0, result.stderr
+    config = load_config(
+        box / "etc" / "moodbox" / "config.yaml",
+        environ={"MOODBOX_CAMERA_TYPE": "opencv", "MOODBOX_CAMERA_SOURCE": "0"},
+    )
+    assert (config.camera.type, config.camera.source) == ("opencv", "0")
+
+
+def test_the_service_logs_each_event_once_for_the_journal(box: Path) -> None:
+    from edge.app import default_sinks
+    from edge.events import LogSink
+
+    config = load_config(box / "etc" / "moodbox" / "config.yaml", environ={})
+    [sink] = default_sinks(config)
+    assert isinstance(sink, LogSink)

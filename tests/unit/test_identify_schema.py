@@ -128,3 +128,30 @@ def test_resembling_names_others_the_face_would_sign_in_as() -> None:
     assert resembling(near_ada, gallery, threshold=0.5, besides="ada") == []
     assert resembling(vectors(4, 9), gallery, threshold=0.5, besides="carol") == []
     assert resembling(near_ada, Gallery.empty(), threshold=0.5, besides="carol") == []
+
+
+def test_users_marks_people_enrolled_with_another_model(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: None,
+) -> None:
+    import json
+
+    from edge.cli import main
+
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    monkeypatch.setenv("MOODBOX_CONFIG", str(ROOT / "config.yaml"))
+    with UserStore.in_state_dir(tmp_path / "state") as store:
+        store.add_embeddings("ada", vectors(2), model="sha256:old")
+        store.add_embeddings("bob", vectors(2, 1), model=LEGACY_MODEL_ID)
+    assert main(["users"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ada\t2 samples")
+    assert lines[0].endswith(
+        "enrolled with another face model: re-enrol: moodbox forget ada && moodbox enroll ada"
+    )
+    assert "another face model" not in lines[1]
+    assert main(["users", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(u["name"], u["other_model"]) for u in listed] == [("ada", True), ("bob", False)]
