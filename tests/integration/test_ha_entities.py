@@ -40,8 +40,13 @@ def test_a_clean_stop_clears_presence_and_stops_the_player_before_offline(
     service.emit(PlayerState(now, "playing", "Morning", "Ann", "happy", "cam", 70))
     recorder = Recorder(mosquitto, f"{PREFIX}/#")
     try:
-        presence = recorder.topic(f"{PREFIX}/presence")
-        assert json.loads(presence.text)["users"] == ["cam"]
+        # The retained state may arrive before the live update: wait for the sign-in.
+        recorder.wait_for(
+            lambda m: m.topic == f"{PREFIX}/presence" and json.loads(m.text)["users"] == ["cam"]
+        )
+        recorder.wait_for(
+            lambda m: m.topic == f"{PREFIX}/player" and json.loads(m.text)["state"] == "playing"
+        )
         seen = recorder.count()
         service.stop()
         offline = recorder.wait_for(
