@@ -26,7 +26,7 @@ from edge.errors import CameraError, EndOfStream
 from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged, TerminalSink
 from edge.household import Household
 from edge.pipeline import Pipeline
-from edge.stats import Stats
+from edge.stats import Stats, peak_rss_mib
 
 if TYPE_CHECKING:
     from edge.music.controller import MusicController
@@ -242,7 +242,13 @@ class App:
         finally:
             if source is not None:
                 source.close()
-        logger.info("stopped after %d frames (%.1f fps)", frames, self.stats.fps)
+        peak = peak_rss_mib()
+        logger.info(
+            "stopped after %d frames (%.1f fps, peak RSS %s)",
+            frames,
+            self.stats.fps,
+            "unknown" if peak is None else f"{peak:.1f} MiB",
+        )
         return EXIT_OK
 
     def _camera_failed(self, err: CameraError) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -33,16 +34,42 @@ class EmotionClassifier(Protocol):
         """Probabilities (7,) summing to 1 for a grey 48x48 uint8 face."""
 
 
+# Below this roll a face is cropped as it is: resampling would only blur it.
+MIN_ROLL_DEG = 3.0
+
+
+def eye_roll(keypoints: np.ndarray) -> float:
+    """How far a face leans, in degrees, from its two eye keypoints (BlazeFace order).
+
+    Positive when the eye on the image's right is lower, so that rotating the
+    crop by this angle (counter-clockwise, as OpenCV counts) levels the eyes.
+    """
+    (rx, ry), (lx, ly) = keypoints[0], keypoints[1]  # the person's right eye is image-left
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
 def crop_face(
-    image: np.ndarray, box: tuple[float, float, float, float], scale: float = 1.2
+    image: np.ndarray,
+    box: tuple[float, float, float, float],
+    scale: float = 1.2,
+    roll_deg: float = 0.0,
 ) -> np.ndarray:
     """A grey 48x48 face: a square of ``scale`` x the box side around its centre,
-    padded with edge pixels where it leaves the frame."""
+    turned by ``roll_deg`` so the face is upright (the model learnt from upright
+    FER-2013 faces), padded with edge pixels where it leaves the frame."""
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * scale
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = round(cx - side / 2), round(cy - side / 2)
     size = max(1, round(side))
+    if abs(roll_deg) >= MIN_ROLL_DEG:
+        # One warp straight from the frame into the square: only its pixels are computed.
+        matrix = np.asarray(cv2.getRotationMatrix2D((cx, cy), roll_deg, 1.0), dtype=np.float64)
+        matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
+        upright = cv2.warpAffine(
+            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return to_face_input(upright)
+    left, top = round(cx - side / 2), round(cy - side / 2)
     height, width = image.shape[:2]
     # Crop only the region we need before converting colour: cheaper than the frame.
     sx0, sy0 = max(left, 0), max(top, 0)

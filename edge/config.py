@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from yaml.constructor import ConstructorError
 
 from edge.errors import ConfigError
 
@@ -60,7 +62,10 @@ def cache_dir() -> Path:
 class Section(BaseModel):
     """Base of every config section: frozen, strict about unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan: an infinite timeout would overflow when a deadline is computed from it.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class GeneralConfig(Section):
@@ -161,6 +166,16 @@ class EmotionConfig(Section):
         le=2.0,
         description="Square crop side as a "
         "multiple of the detector box (FER-style faces include some hair).",
+    )
+    upright: bool = Field(
+        True,
+        description="Turn each face crop so the eyes are level (from the detector's eye "
+        "keypoints): the model learnt from upright FER-2013 faces.",
+    )
+    mirror_alternate: bool = Field(
+        True,
+        description="Classify every other pass of a face on its mirror image, so the "
+        "smoothing averages both views: the flip test at no extra cost per frame.",
     )
     flip_tta: bool = Field(
         False,
@@ -284,6 +299,23 @@ class MqttConfig(Section):
     )
     command_max_bytes: int = Field(
         1024, ge=16, le=65536, description="Command payloads larger than this are ignored."
+    )
+    identity_commands: bool = Field(
+        False,
+        description="Accept enroll and forget over MQTT, signed with the command key "
+        "($MOODBOX_COMMAND_KEY or $CREDENTIALS_DIRECTORY/command_key); off: only the CLI.",
+    )
+    command_window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="A signed command's time stamp must be this close to the box's clock.",
+    )
+    discovery_min_interval_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Send discovery again on Home Assistant's birth message at most this often.",
     )
 
 
@@ -422,6 +454,58 @@ class MoodboxConfig(Section):
     _base_dir: Path = PrivateAttr(default=REPO_ROOT)
 
 
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases, duplicate keys and .inf/.nan.
+
+    Aliases let a few hundred bytes expand into gigabytes (an "alias bomb"), a
+    duplicate key silently drops the first value, and an infinite number only
+    fails later, deep inside a deadline computation; a config file needs none.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ConstructorError(
+                None, None, "anchors and aliases (& and *) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise ConstructorError(
+                None,
+                None,
+                f"{node.value!r}: infinite and NaN numbers are not allowed",
+                node.start_mark,
+            )
+        return value
+
+
+StrictLoader.add_constructor(
+    "tag:yaml.org,2002:float",
+    StrictLoader.construct_yaml_float,
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text through ``StrictLoader``; yaml.YAMLError with a mark on refusal."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _line_index(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in the YAML text to its 1-based line number."""
     lines: dict[tuple[str, ...], int] = {}
@@ -434,7 +518,7 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
                 walk(value, child)
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=StrictLoader)
     except yaml.YAMLError:
         return lines
     if root is not None:
@@ -504,7 +588,7 @@ def env_value(annotation: Any, raw: str) -> Any:
         origin = typing.get_origin(annotation)
     if origin in (tuple, list):
         try:
-            value = yaml.safe_load(raw) if raw.strip() else []
+            value = parse_yaml(raw) if raw.strip() else []
         except yaml.YAMLError:
             value = raw
         return value if isinstance(value, list) else [raw]
@@ -528,7 +612,13 @@ def _warn_once(name: str) -> None:
 # Variables with the prefix that are not settings: secrets (read where used), the
 # config file's name, and the project's scripts' own variables.
 _NOT_SETTINGS = frozenset(
-    {"MOODBOX_MQTT_PASSWORD", "MOODBOX_CONFIG", "MOODBOX_INSTALL_ROOT", "MOODBOX_AARCH64_DIR"}
+    {
+        "MOODBOX_MQTT_PASSWORD",
+        "MOODBOX_COMMAND_KEY",
+        "MOODBOX_CONFIG",
+        "MOODBOX_INSTALL_ROOT",
+        "MOODBOX_AARCH64_DIR",
+    }
 )
 
 
@@ -591,8 +681,13 @@ def load_config(
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        bad_line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} (line {bad_line}): not UTF-8 text (byte 0x{err.object[err.start]:02x})"
+        ) from err
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

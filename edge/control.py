@@ -6,6 +6,12 @@ validates (size limit, UTF-8, schema) and queues; ``run_pending`` executes on th
 loop thread from the MQTT service's ``poll``. A bad payload is counted, logged
 once per command and reason, and ignored; a failing command is logged and
 ignored. Nothing a broker client sends can raise out of either method.
+
+Any broker client may publish to the command topics, so beyond validation:
+a retained command is never run (it would run again at every restart), the
+identity commands (``enroll``, ``forget``) are refused unless they are turned
+on and carry a signature (``edge.publish.authority``), and each command kind has
+a token bucket, so a flood of 300 ``NEXT``s is a handful of skips, not 300.
 """
 
 from __future__ import annotations
@@ -15,11 +21,17 @@ import logging
 import math
 import queue
 import re
+import threading
+import time
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.classify import EMOTIONS
+
+if TYPE_CHECKING:
+    from edge.publish.authority import CommandAuthority
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +142,10 @@ class RemoteControls:
     def forget(self, name: str) -> None:
         if self.identity is None:
             return self._missing("identity stage", "forget")
-        if not self.identity.forget(name):
-            logger.info("forget %r: no such enrolled user", name)
+        # Once, not per message: any client could otherwise fill the log with made-up names.
+        if not self.identity.forget(name) and "unknown user" not in self._missing_logged:
+            self._missing_logged.add("unknown user")
+            logger.info("forget %r: no such enrolled user (further ones are not logged)", name)
         return None
 
     def state(self) -> dict[str, Any]:
@@ -186,11 +200,28 @@ def parse_switch(payload: bytes) -> bool:
 
 
 def _valid_name(name: object) -> str:
+    # NFC: "José" typed on two keyboards is one person, whichever form of é each sends.
+    if isinstance(name, str):
+        name = unicodedata.normalize("NFC", name)
     if not isinstance(name, str) or not NAME_RE.fullmatch(name.strip()):
         raise InvalidCommandError(
             "bad name", "1–32 letters, digits, spaces, . ' _ - (starting with a letter or digit)"
         )
     return name.strip()
+
+
+def parse_signed(payload: bytes) -> dict[str, Any]:
+    """A signed identity command's JSON object (checked by ``CommandAuthority.verify``)."""
+    text = _text(payload)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise InvalidCommandError("not JSON", 'expected {"name", "ts", "nonce", "sig"}') from err
+    if not isinstance(data, dict) or set(data) != {"name", "ts", "nonce", "sig"}:
+        raise InvalidCommandError(
+            "unsigned", 'expected {"name", "ts", "nonce", "sig"}: see `moodbox sign-command`'
+        )
+    return data
 
 
 def parse_enroll(payload: bytes) -> str:
@@ -213,34 +244,97 @@ def parse_forget(payload: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """One remote command: its name (topic ``<prefix>/<name>/set``), parser and action."""
+    """One remote command: its name (topic ``<prefix>/<name>/set``), parser and action.
+
+    ``burst`` commands may run at once, then one per ``every_s`` (a token bucket);
+    ``identity`` commands change who the box recognises and need authority.
+    """
 
     name: str
     parse: Callable[[bytes], Any]
     run: Callable[[Controls, Any], None]
+    burst: int = 10
+    every_s: float = 1.0
+    identity: bool = False
 
 
+# Buckets sized for a person at Home Assistant's controls, not for a script: a volume
+# slider sends one value per release, a Next button one per press.
 COMMANDS: dict[str, CommandSpec] = {
     spec.name: spec
     for spec in (
-        CommandSpec("player", parse_player, lambda c, v: c.player(v)),
-        CommandSpec("volume", parse_volume, lambda c, v: c.set_volume(v)),
-        CommandSpec("mood_override", parse_mood_override, lambda c, v: c.set_mood_override(v)),
-        CommandSpec("auto", parse_switch, lambda c, v: c.set_auto(v)),
-        CommandSpec("enroll", parse_enroll, lambda c, v: c.enroll(v)),
-        CommandSpec("forget", parse_forget, lambda c, v: c.forget(v)),
+        CommandSpec("player", parse_player, lambda c, v: c.player(v), burst=10, every_s=2.0),
+        CommandSpec("volume", parse_volume, lambda c, v: c.set_volume(v), burst=60, every_s=0.05),
+        CommandSpec(
+            "mood_override",
+            parse_mood_override,
+            lambda c, v: c.set_mood_override(v),
+            burst=10,
+            every_s=2.0,
+        ),
+        CommandSpec("auto", parse_switch, lambda c, v: c.set_auto(v), burst=10, every_s=2.0),
+        CommandSpec(
+            "enroll", parse_enroll, lambda c, v: c.enroll(v), burst=3, every_s=20.0, identity=True
+        ),
+        CommandSpec(
+            "forget", parse_forget, lambda c, v: c.forget(v), burst=5, every_s=10.0, identity=True
+        ),
     )
 }
 
 
-class CommandDispatcher:
-    """Validates commands on any thread, queues them (bounded), runs them on the loop thread."""
+@dataclass(slots=True)
+class TokenBucket:
+    """``burst`` tokens, one back every ``every_s``; ``take`` is False when none is left."""
 
-    def __init__(self, controls: Controls, *, max_bytes: int = 1024, max_pending: int = 64) -> None:
+    burst: int
+    every_s: float
+    tokens: float = field(init=False)
+    updated: float = field(default=float("-inf"))
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self, now: float) -> bool:
+        if self.updated != float("-inf"):
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) / self.every_s)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class CommandDispatcher:
+    """Validates commands on any thread, queues them (bounded), runs them on the loop thread.
+
+    ``invalid`` counts every refused command; ``retained``, ``unauthorized`` and
+    ``rate_limited`` count the refusals of those kinds among them.
+    ``authority``: None keeps the identity commands off; set, they need its signature.
+    """
+
+    def __init__(
+        self,
+        controls: Controls,
+        *,
+        max_bytes: int = 1024,
+        max_pending: int = 64,
+        authority: CommandAuthority | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.controls = controls
         self.max_bytes = max_bytes
+        self.authority = authority
         self.invalid = 0
         self.failed = 0
+        self.retained = 0
+        self.unauthorized = 0
+        self.rate_limited = 0
+        self._clock = clock
+        self._buckets = {
+            name: TokenBucket(spec.burst, spec.every_s) for name, spec in COMMANDS.items()
+        }
+        self._bucket_lock = threading.Lock()
         self._pending: queue.Queue[tuple[CommandSpec, Any]] = queue.Queue(maxsize=max_pending)
         self._logged: set[tuple[str, str]] = set()
 
@@ -251,7 +345,7 @@ class CommandDispatcher:
                 "ignoring %s command: %s (further ones like it are not logged)", command, detail
             )
 
-    def submit(self, name: str, payload: bytes) -> bool:
+    def submit(self, name: str, payload: bytes, *, retained: bool = False) -> bool:
         """Validate and queue; False (counted, logged once per kind) if the command is refused."""
         # Log-once keys use a fixed label for unknown names, so no topic can grow the set.
         label = name if name in COMMANDS else "unknown"
@@ -259,9 +353,22 @@ class CommandDispatcher:
             spec = COMMANDS.get(name)
             if spec is None:
                 raise InvalidCommandError("unknown command", repr(name[:40]))
+            if retained:
+                # Kept by the broker, it would run again at every (re)connect, long after
+                # whoever sent it has gone: a command is something that happens once.
+                self.retained += 1
+                raise InvalidCommandError("retained", "a retained message is never a command")
             if len(payload) > self.max_bytes:
                 raise InvalidCommandError("too large", f"{len(payload)} > {self.max_bytes} bytes")
-            value = spec.parse(payload)
+            value = self._authorized(spec, payload) if spec.identity else spec.parse(payload)
+            with self._bucket_lock:
+                allowed = self._buckets[spec.name].take(self._clock())
+            if not allowed:
+                self.rate_limited += 1
+                raise InvalidCommandError(
+                    "rate limited",
+                    f"more than {spec.burst} at once or one per {spec.every_s:g} s",
+                )
             self._pending.put_nowait((spec, value))
         except InvalidCommandError as err:
             self.invalid += 1
@@ -276,6 +383,27 @@ class CommandDispatcher:
             self._log_once(label, type(err).__name__, repr(err))
             return False
         return True
+
+    def _authorized(self, spec: CommandSpec, payload: bytes) -> str:
+        """The name of a signed identity command; InvalidCommandError when unauthorized."""
+        from edge.publish.authority import AuthorityError
+
+        if self.authority is None:
+            self.unauthorized += 1
+            raise InvalidCommandError(
+                "identity commands off",
+                "enroll and forget over MQTT are off (mqtt.identity_commands)",
+            )
+        try:
+            data = parse_signed(payload)
+            name = self.authority.verify(spec.name, data)
+        except InvalidCommandError:
+            self.unauthorized += 1
+            raise
+        except AuthorityError as err:
+            self.unauthorized += 1
+            raise InvalidCommandError(err.reason, f"not authorized: {err.reason}") from err
+        return _valid_name(name)
 
     def run_pending(self) -> list[str]:
         """Run queued commands (loop thread); the names of those that ran without error."""

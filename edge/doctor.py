@@ -33,6 +33,7 @@ class Status(StrEnum):
     PASS = "PASS"  # noqa: S105 - a check status, not a password
     FAIL = "FAIL"
     SKIP = "SKIP"
+    WARN = "WARN"  # works, but exposes something; does not fail the doctor
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,46 @@ def check_models(config: MoodboxConfig) -> list[Result]:
             shape = "x".join(str(d) for d in detail["shape"])
             results.append(Result(name, Status.PASS, f"{path.name} ({runtime}, input {shape})"))
     return results
+
+
+# Path settings that name something moodbox creates, or that may be left unset.
+_NOT_INPUTS = frozenset({("general", "state_dir")})
+
+
+def check_files(config: MoodboxConfig) -> list[Result]:
+    """Every input file or folder the config names (in enabled sections) exists."""
+    missing: list[str] = []
+    checked = 0
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        if getattr(section, "enabled", True) is False:
+            continue
+        if section_name == "mqtt" and not config.mqtt.host:
+            continue
+        for field_name in type(section).model_fields:
+            if (section_name, field_name) in _NOT_INPUTS:
+                continue
+            value = getattr(section, field_name)
+            paths = value if isinstance(value, tuple) else (value,)
+            for item in paths:
+                if not isinstance(item, Path):
+                    continue
+                checked += 1
+                path = config.resolve(item)
+                if not path.exists():
+                    missing.append(f"{section_name}.{field_name}: {path} does not exist")
+    if missing:
+        return [Result("files", Status.FAIL, problem) for problem in missing]
+    return [Result("files", Status.PASS, f"{checked} configured file(s) and folder(s) exist")]
+
+
+def file_problems(config: MoodboxConfig) -> list[str]:
+    """What `moodbox check-config` adds to validation: missing inputs, models that do not load."""
+    return [
+        result.detail
+        for result in (*check_files(config), *check_models(config))
+        if result.status is Status.FAIL
+    ]
 
 
 def check_camera(config: MoodboxConfig) -> list[Result]:
@@ -187,6 +228,73 @@ def check_broker(config: MoodboxConfig) -> list[Result]:
     return [Result("broker", Status.PASS, f"{host}:{port} accepts connections")]
 
 
+def check_broker_access(config: MoodboxConfig) -> list[Result]:
+    """Warn when the broker lets anonymous clients in, or the password crosses the LAN in clear.
+
+    The probe connects the way a stranger would, without user name or password:
+    if it is let in, anyone on the network can read who is home and publish commands.
+    """
+    import dataclasses
+
+    from edge.publish.mqtt import BrokerSettings, make_client, read_password
+
+    if not config.mqtt.host:
+        return [Result("broker access", Status.SKIP, "mqtt.host not set: MQTT is off")]
+    results: list[Result] = []
+    settings = BrokerSettings.from_config(config)
+    if read_password() and not settings.tls:
+        results.append(
+            Result(
+                "broker password",
+                Status.WARN,
+                "the MQTT password is sent without TLS: anyone on the network path can read "
+                "it (set mqtt.tls: true and port 8883)",
+            )
+        )
+    probe = make_client(
+        dataclasses.replace(
+            settings,
+            client_id=f"{settings.client_id}-doctor",
+            username=None,
+            password=None,
+            will_topic=None,
+        )
+    )
+    outcome: dict[str, bool] = {}
+    done = threading.Event()
+
+    def on_connect(*args: Any) -> None:
+        outcome["accepted"] = not args[3].is_failure
+        done.set()
+
+    probe.on_connect = on_connect
+    try:
+        probe.connect(settings.host, settings.port, keepalive=10)
+    except (OSError, ValueError) as err:
+        return [*results, Result("broker access", Status.SKIP, f"cannot connect: {err}")]
+    probe.loop_start()
+    try:
+        answered = done.wait(5)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+    if not answered:
+        results.append(Result("broker access", Status.SKIP, "no answer to an anonymous connect"))
+    elif outcome["accepted"]:
+        results.append(
+            Result(
+                "broker access",
+                Status.WARN,
+                "the broker accepts anonymous clients: anyone on the network can read "
+                "presence and moods and send player commands (README: MQTT security, "
+                "allow_anonymous false and an ACL)",
+            )
+        )
+    else:
+        results.append(Result("broker access", Status.PASS, "anonymous clients are refused"))
+    return results
+
+
 def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -254,6 +362,7 @@ CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("audio", check_audio),
     ("music", check_music),
     ("broker", check_broker),
+    ("broker access", check_broker_access),
     ("disk", check_disk),
     ("state dir", check_state_dir),
     ("secret", check_secret),
@@ -275,7 +384,10 @@ def format_report(results: list[Result]) -> str:
     width = max(len(r.check) for r in results)
     lines = [f"  {r.status:<4}  {r.check:<{width}}  {r.detail}" for r in results]
     counts = {s: sum(r.status is s for r in results) for s in Status}
-    lines.append(
+    summary = (
         f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.SKIP]} skipped"
     )
+    if counts[Status.WARN]:
+        summary += f", {counts[Status.WARN]} warning(s)"
+    lines.append(summary)
     return "\n".join(lines)

@@ -103,6 +103,18 @@ class UserSignedOut(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class UserForgotten(Event):
+    """A user was deleted (`forget`): every part drops what it holds about them.
+
+    Not published on MQTT's event topic; the retained state topics are sent
+    again without the name instead.
+    """
+
+    type: ClassVar[str] = "user_forgotten"
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownFace(Event):
     """A face track was decided to be nobody enrolled (reported once per track)."""
 

@@ -20,6 +20,7 @@ from edge.events import (
     MoodChanged,
     PlayerState,
     TrackStarted,
+    UserForgotten,
     UserSignedIn,
     UserSignedOut,
 )
@@ -88,6 +89,17 @@ class Household:
     def _signed_out(self, event: UserSignedOut) -> frozenset[Aspect]:
         return _PRESENCE if self._present.pop(event.user, None) is not None else _NOTHING
 
+    def _forgotten(self, event: UserForgotten) -> frozenset[Aspect]:
+        """A forgotten user leaves presence, the faces' names and the recent history."""
+        self._present.pop(event.user, None)
+        for face_id, face in list(self._faces.items()):
+            if face.user == event.user:
+                self._faces[face_id] = replace(face, user=None)
+        kept = [e for e in self.history if getattr(e, "user", None) != event.user]
+        self.history.clear()
+        self.history.extend(kept)
+        return _FACES_AND_PRESENCE
+
     def _player_state(self, event: PlayerState) -> frozenset[Aspect]:
         self.player = PlayerView(
             event.state, event.title, event.artist, event.mood, event.user, event.volume
@@ -130,6 +142,7 @@ _NOTHING: frozenset[Aspect] = frozenset()
 _FACES: frozenset[Aspect] = frozenset({"faces"})
 _PRESENCE: frozenset[Aspect] = frozenset({"presence"})
 _PLAYER: frozenset[Aspect] = frozenset({"player"})
+_FACES_AND_PRESENCE: frozenset[Aspect] = frozenset({"faces", "presence"})
 
 # Event type → how it changes the household (an event of any other type changes nothing).
 _HANDLERS: dict[type[Event], Callable[[Household, Any], frozenset[Aspect]]] = {
@@ -137,6 +150,7 @@ _HANDLERS: dict[type[Event], Callable[[Household, Any], frozenset[Aspect]]] = {
     FaceLost: Household._face_lost,
     UserSignedIn: Household._signed_in,
     UserSignedOut: Household._signed_out,
+    UserForgotten: Household._forgotten,
     PlayerState: Household._player_state,
     TrackStarted: Household._track_started,
 }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.camera import Frame
-from edge.classify import EmotionClassifier, crop_face
+from edge.classify import EmotionClassifier, crop_face, eye_roll
 from edge.config import MoodboxConfig
 from edge.decide import MoodDecider, Observation
 from edge.detect import Detection, FaceDetector
@@ -101,9 +101,14 @@ class Pipeline:
             self.stats.count("classify_reused")
             return last.probabilities
         with self.stats.timed("classify"):
-            crop = crop_face(frame.image, face.detection.box, emotion.crop_scale)
-            probabilities = self.classifier.classify(crop)
-        face.emotion = ClassifiedFace(face.detection.box, crop, probabilities, now)
+            roll = eye_roll(face.detection.keypoints) if emotion.upright else 0.0
+            crop = crop_face(frame.image, face.detection.box, emotion.crop_scale, roll)
+            # Every other pass sees the mirror image; the decider's smoothing then
+            # averages both views, the flip test without a second pass per frame.
+            mirror = emotion.mirror_alternate and not emotion.flip_tta and face.classified % 2
+            probabilities = self.classifier.classify(crop[:, ::-1] if mirror else crop)
+        face.classified += 1
+        face.emotion = ClassifiedFace(face.detection.box, crop, probabilities, now, roll)
         return probabilities
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class Stats:
@@ -56,3 +57,19 @@ class Stats:
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory (VmHWM of /proc/self/status) in MiB; None off Linux.
+
+    VmHWM rather than getrusage's ru_maxrss: Linux carries ru_maxrss over fork
+    and execve, so a process started by a bigger one would report its parent's.
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None

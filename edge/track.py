@@ -41,6 +41,7 @@ class FaceTrack:
     user: str | None = None  # the identity stage's current decision (None: unknown or undecided)
     embeddings: int = 0  # embeddings submitted for this face (every other one is mirrored)
     emotion: ClassifiedFace | None = None  # the last classification, reused while unchanged
+    classified: int = 0  # classifier passes so far (odd ones may see the mirror image)
 
 
 class Tracker:
@@ -106,6 +107,7 @@ class ClassifiedFace:
     face: np.ndarray
     probabilities: np.ndarray
     time: float
+    roll_deg: float = 0.0  # the rotation the crop was made with (same again for the comparison)
 
     def unchanged(
         self, image: np.ndarray, now: float, max_diff: float, max_age_s: float, crop_scale: float
@@ -113,7 +115,7 @@ class ClassifiedFace:
         """Whether the result may be reused for ``image`` at ``now`` (max_diff 0: never)."""
         if max_diff <= 0 or now - self.time > max_age_s:
             return False
-        again = crop_face(image, self.box, crop_scale)
+        again = crop_face(image, self.box, crop_scale, self.roll_deg)
         return mean_abs_diff(again, self.face) <= max_diff
 
 

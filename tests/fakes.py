@@ -180,10 +180,15 @@ class FakePicamera2:
 
 
 class CountingClassifier(TFLiteEmotionClassifier):
-    """The real classifier, counting how often it runs."""
+    """The real classifier, counting how often it runs and keeping what it was shown."""
 
     calls = 0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inputs: list[np.ndarray] = []
+
     def classify(self, face: np.ndarray) -> np.ndarray:
         self.calls += 1
+        self.inputs.append(face.copy())
         return super().classify(face)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edge.camera.base import Frame, SourceBase
+from edge.camera.blocking import BlockingCaller
 from edge.camera.pacing import Pacer
 from edge.errors import CameraError, EndOfStream
 
@@ -17,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 class OpenCVSource(SourceBase):
     """Frames from ``cv2.VideoCapture``. A device that returns no frame for
-    ``stall_timeout_s`` raises CameraError (retryable: the daemon reopens it)."""
+    ``stall_timeout_s`` raises CameraError (retryable: the daemon reopens it).
+
+    Opening and every read run on a worker thread (``BlockingCaller``) and are
+    given up after ``stall_timeout_s``, so a source that blocks in the driver (a
+    FIFO without a writer, a stalled stream) never keeps SIGTERM waiting."""
 
     def __init__(
         self,
@@ -33,6 +38,7 @@ class OpenCVSource(SourceBase):
         self._pacer = Pacer(fps)
         self._stall_timeout_s = stall_timeout_s
         self._capture: cv2.VideoCapture | None = None
+        self._caller: BlockingCaller | None = None
         self._index = 0
 
     @property
@@ -40,26 +46,43 @@ class OpenCVSource(SourceBase):
         return isinstance(self._source, str) and "://" not in self._source
 
     def open(self) -> None:
-        capture = cv2.VideoCapture(self._source)
+        self.close()
+        self._caller = BlockingCaller("opencv-source")
+        capture = self._caller.call(
+            self._open_capture, self._stall_timeout_s, f"opencv: opening {self._source!r}"
+        )
         if not capture.isOpened():
             raise CameraError(f"opencv: cannot open {self._source!r}")
-        if isinstance(self._source, int):
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
         self._capture = capture
 
+    def _open_capture(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(self._source)
+        if capture.isOpened() and isinstance(self._source, int):
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+        return capture
+
     def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
+        caller, self._caller = self._caller, None
+        capture, self._capture = self._capture, None
+        if caller is None:
+            return
+        # A capture that a stuck worker is still inside is abandoned with it, not released.
+        if capture is not None and not caller.wedged:
+            capture.release()
+        caller.close()
 
     def read(self) -> Frame:
         if self._capture is None:
             raise CameraError("opencv: source is not open")
         deadline = time.monotonic() + self._stall_timeout_s
         image: np.ndarray | None = None
+        capture, caller = self._capture, self._caller
+        assert caller is not None
         while image is None:
-            ok, image = self._capture.read()
+            ok, image = caller.call(
+                capture.read, self._stall_timeout_s, f"opencv: reading {self._source!r}"
+            )
             if ok:
                 break
             image = None

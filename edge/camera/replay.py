@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edge.camera.base import Frame, SourceBase
+from edge.camera.blocking import BlockingCaller
 from edge.camera.pacing import Pacer
 from edge.errors import CameraError, EndOfStream
 
@@ -21,7 +22,10 @@ class ReplaySource(SourceBase):
     """Frames from image files (sorted by name) or from a video file.
 
     Unreadable images are logged and skipped; a folder with no readable image,
-    or a video that yields no frame, raises CameraError.
+    or a video that yields no frame, raises CameraError. A video (or a FIFO, or
+    any other non-folder path) is opened and read on a worker thread, given up
+    after ``stall_timeout_s``, so a writer that never comes cannot hold up a
+    stop; a video that ends before the frame count its header promises says so.
     """
 
     def __init__(
@@ -33,6 +37,9 @@ class ReplaySource(SourceBase):
         self._stall_timeout_s = stall_timeout_s
         self._files: list[Path] = []
         self._capture: cv2.VideoCapture | None = None
+        self._caller: BlockingCaller | None = None
+        self._expected = 0  # frames the video's header announces (0: unknown, a stream)
+        self._short_logged = False
         self._position = 0
         self._index = 0
         self._skipped: set[Path] = set()
@@ -47,18 +54,31 @@ class ReplaySource(SourceBase):
                     f"replay folder {self._path} holds no images "
                     f"({', '.join(sorted(IMAGE_SUFFIXES))})"
                 )
-        elif self._path.is_file():
-            self._capture = cv2.VideoCapture(str(self._path))
-            if not self._capture.isOpened():
-                raise CameraError(f"cannot open video file {self._path}")
+        elif self._path.exists():  # a video file, or a FIFO or device that streams one
+            self.close()
+            self._caller = BlockingCaller("replay-source")
+            kind = "video file" if self._path.is_file() else "stream (not a regular file)"
+            capture = self._caller.call(
+                lambda: cv2.VideoCapture(str(self._path)),
+                self._stall_timeout_s,
+                f"replay: opening {kind} {self._path}",
+            )
+            if not capture.isOpened():
+                raise CameraError(f"cannot open {kind} {self._path}")
+            self._capture = capture
+            self._expected = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         else:
             raise CameraError(f"replay source {self._path} does not exist")
         self._position = 0
 
     def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
+        caller, self._caller = self._caller, None
+        capture, self._capture = self._capture, None
+        if caller is None:
+            return
+        if capture is not None and not caller.wedged:  # a stuck worker keeps it
+            capture.release()
+        caller.close()
 
     def read(self) -> Frame:
         image = self._next_image()
@@ -88,19 +108,37 @@ class ReplaySource(SourceBase):
                 logger.warning("replay: skipping unreadable image %s", path)
         raise CameraError(f"replay folder {self._path}: no readable image left")
 
+    def _read(self, capture: cv2.VideoCapture) -> tuple[bool, np.ndarray]:
+        assert self._caller is not None
+        result: tuple[bool, np.ndarray] = self._caller.call(
+            capture.read, self._stall_timeout_s, f"replay: reading {self._path}"
+        )
+        return result
+
     def _next_video_frame(self, capture: cv2.VideoCapture) -> np.ndarray:
-        ok, image = capture.read()
+        ok, image = self._read(capture)
         if ok:
             self._position += 1
             return image
         if self._position == 0:
             raise CameraError(f"video file {self._path} delivered no frame (corrupt?)")
+        short = self._ended_early()
         if not self._loop:
-            raise EndOfStream(str(self._path))
+            raise EndOfStream(f"{self._path}{short}")
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._position = 0
-        ok, image = capture.read()
+        ok, image = self._read(capture)
         if not ok:
             raise CameraError(f"video file {self._path} stopped delivering frames")
         self._position += 1
         return image
+
+    def _ended_early(self) -> str:
+        """Say (once) when the video stopped before the frame count in its header."""
+        if not self._expected or self._position >= self._expected:
+            return ""
+        detail = f": ended after {self._position} of {self._expected} frames (damaged?)"
+        if not self._short_logged:
+            self._short_logged = True
+            logger.warning("replay: video %s%s", self._path, detail)
+        return detail

@@ -44,10 +44,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from edge.doctor import file_problems
+
     path, reason = find_config(args.file)
     if args.file is None:
         print(f"reading {path} ({reason})")
-    load_config(path)
+    problems = file_problems(load_config(path))
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     print(f"{path}: OK")
     return 0
 
@@ -96,10 +100,11 @@ def register(sub: Any) -> None:
 
     check = sub.add_parser(
         "check-config",
-        help="validate a config file (exit 2 if invalid)",
-        description="Validate a config file with the MOODBOX_* overrides of the environment: "
-        "OK, or every problem with its key path and YAML line (exit 2). Without FILE it "
-        "checks the file every other command would read and says which one that is.",
+        help="validate a config file, its paths and models (exit 2 if not)",
+        description="Validate a config file with the MOODBOX_* overrides of the environment, "
+        "and that the files it names exist and the models load: OK, or every problem with "
+        "its key path and YAML line (exit 2). Without FILE it checks the file every other "
+        "command would read and says which one that is.",
         formatter_class=HELP_FORMAT,
     )
     check.add_argument(

@@ -75,6 +75,13 @@ def cmd_mqtt_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign_command(args: argparse.Namespace) -> int:
+    from edge.publish.authority import sign_command_line
+
+    print(sign_command_line(config_from_args(args), args.command_name, args.name))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     config = config_parent()
     remove = subparsers.add_parser(
@@ -109,3 +116,18 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     check.set_defaults(func=cmd_mqtt_check)
+
+    sign = subparsers.add_parser(
+        "sign-command",
+        parents=[config],
+        help="print a signed enroll/forget payload (key: $MOODBOX_COMMAND_KEY or the credential)",
+        description="Print the JSON payload of a signed enroll or forget command for "
+        "<prefix>/<command>/set, signed with the command key ($MOODBOX_COMMAND_KEY or "
+        "$CREDENTIALS_DIRECTORY/command_key); valid for mqtt.command_window_s.",
+        formatter_class=HELP_FORMAT,
+    )
+    sign.add_argument(
+        "command_name", choices=("enroll", "forget"), metavar="COMMAND", help="enroll or forget"
+    )
+    sign.add_argument("name", metavar="NAME", help="the person's name")
+    sign.set_defaults(func=cmd_sign_command)

@@ -137,9 +137,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from edge.music.controller import LIBRARY_CACHE, NOW_PLAYING, PREFERENCES_DB
+    from edge.music.controller import LIBRARY_CACHE
     from edge.music.library import scan_library
-    from edge.music.preferences import PreferenceStore
+    from edge.music.preferences import NOW_PLAYING, PREFERENCES_DB, PreferenceStore
 
     config = config_from_args(args)
     problem = _check_user(args, config)
@@ -173,8 +173,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs(args: argparse.Namespace) -> int:
-    from edge.music.controller import PREFERENCES_DB
-    from edge.music.preferences import PreferenceStore
+    from edge.music.preferences import PREFERENCES_DB, PreferenceStore
 
     config = config_from_args(args)
     problem = _check_user(args, config)

@@ -50,7 +50,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from edge.identify.embed import embedder_model_id
     from edge.identify.enroll import choose, embed_images
     from edge.identify.recognize import Gallery, resembling
-    from edge.identify.store import UserStore, check_name
+    from edge.identify.store import UserStore, check_name, fold_name
 
     config = config_from_args(args)
     try:
@@ -73,9 +73,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     vectors = [s.vector for s in chosen]
     with UserStore.in_state_dir(config.state_dir()) as store:
         gallery = Gallery.from_embeddings(store.embeddings(model))
-        others = resembling(
-            np.stack(vectors), gallery, threshold=config.identify.threshold, besides=name
-        )
+        others = [
+            other  # the same person under another spelling is not someone else
+            for other in resembling(
+                np.stack(vectors), gallery, threshold=config.identify.threshold, besides=name
+            )
+            if fold_name(other) != fold_name(name)
+        ]
         if others and not confirm(name, others):
             return EXIT_FAILED
         total = store.add_embeddings(name, vectors, model=model)
@@ -162,15 +166,16 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from edge.identify.forget import forget_user
     from edge.identify.store import UserStore
 
     config = config_from_args(args)
     with UserStore.in_state_dir(config.state_dir()) as store:
-        removed = store.forget(args.name)
-    if not removed:
+        removed = forget_user(store, args.name)
+    if removed is None:
         print(f"error: nobody called {args.name!r} is enrolled", file=sys.stderr)
         return EXIT_FAILED
-    print(f"forgot {args.name}: every embedding and image of them is deleted")
+    print(f"forgot {removed}: every embedding, image and music preference of them is deleted")
     return 0
 
 

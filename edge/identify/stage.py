@@ -28,6 +28,7 @@ from edge.events import (
     EnrolmentStarted,
     Event,
     UnknownFace,
+    UserForgotten,
     UserSignedIn,
     UserSignedOut,
 )
@@ -35,7 +36,7 @@ from edge.identify.align import align_face
 from edge.identify.embed import REENROL_HINT, FaceEmbedder, embedder_model_id, mirrored
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, measure_quality
 from edge.identify.recognize import Gallery, Presence, Recognizer, resembling
-from edge.identify.store import UserStore, check_name
+from edge.identify.store import UserStore, check_name, fold_name
 from edge.identify.worker import EmbeddingWorker, EmbedJob
 from edge.stats import Stats
 from edge.track import FaceTrack
@@ -100,6 +101,8 @@ class IdentityStage:
             logger.info("deleted %d debug face image(s) past retention", pruned)
         self._data_version = store.data_version()
         self._checked_at = float("-inf")
+        self._enrolled: set[str] = set()
+        self._forgotten: list[str] = []  # by another process, noticed on reload
         self.reload()
 
     @classmethod
@@ -116,13 +119,20 @@ class IdentityStage:
         stage._owns_store = True
         return stage
 
-    def reload(self) -> None:
-        """Re-read the enrolled users from the store (only vectors of this embedder's model)."""
-        self.recognizer.set_gallery(Gallery.from_embeddings(self.store.embeddings(self.model_id)))
+    def reload(self) -> set[str]:
+        """Re-read the enrolled users from the store (only vectors of this embedder's
+        model); the names that are gone since."""
+        before = set(self._enrolled)
+        embeddings = self.store.embeddings(self.model_id)
+        self._enrolled = {user.name for user in self.store.users()}
+        self.recognizer.set_gallery(Gallery.from_embeddings(embeddings))
         logger.info("face sign-in: %d enrolled user(s)", len(self.recognizer.gallery))
-        if self.model_id is None:
-            return
-        for name, models in sorted(self.store.other_models(self.model_id).items()):
+        if self.model_id is not None:
+            self._warn_other_models(self.model_id)
+        return before - self._enrolled
+
+    def _warn_other_models(self, model_id: str) -> None:
+        for name, models in sorted(self.store.other_models(model_id).items()):
             if name not in self._warned_models:
                 self._warned_models.add(name)
                 logger.warning(
@@ -130,7 +140,7 @@ class IdentityStage:
                     "those samples are not compared: %s",
                     name,
                     ", ".join(sorted(models)),
-                    self.model_id,
+                    model_id,
                     REENROL_HINT.format(name=name),
                 )
 
@@ -151,11 +161,13 @@ class IdentityStage:
 
     def forget(self, name: str) -> bool:
         """Delete ``name`` and every trace of them; False if nobody had that name."""
-        removed = self.store.forget(name)
-        if removed:
-            self._requests.put(("forget", name.strip()))
-            logger.info("forgot user %s", name)
-        return removed
+        from edge.identify.forget import forget_user
+
+        removed = forget_user(self.store, name)
+        if removed is not None:
+            self._requests.put(("forget", removed))
+            logger.info("forgot user %s", removed)
+        return removed is not None
 
     # The loop thread.
 
@@ -171,6 +183,13 @@ class IdentityStage:
         stamp = now if wall_time is None else wall_time
         self._check_store(now)
         events = self._handle_requests(now, stamp)
+        while self._forgotten:
+            name = self._forgotten.pop()
+            from edge.music.preferences import forget_listener
+
+            # Music feedback recorded for them between that forget and our noticing it.
+            forget_listener(self.store.path.parent, name)
+            events.extend(self._drop_user(name, stamp))
         for track in expired:
             self.recognizer.drop(track.face_id)
             self._reported_unknown.discard(track.face_id)
@@ -229,7 +248,7 @@ class IdentityStage:
             version = self.store.data_version()
             if version != self._data_version:  # `moodbox enroll`/`forget` ran beside us
                 self._data_version = version
-                self.reload()
+                self._forgotten.extend(sorted(self.reload()))
 
     def _take_results(self) -> None:
         if self._worker is None:
@@ -280,8 +299,18 @@ class IdentityStage:
                 events.append(EnrolmentStarted(time=stamp, user=name))
             else:
                 self.reload()
-                if self.presence.remove(name):
-                    events.append(UserSignedOut(time=stamp, user=name))
+                self._data_version = self.store.data_version()
+                events.extend(self._drop_user(name, stamp))
+
+    def _drop_user(self, name: str, stamp: float) -> list[Event]:
+        """Events for a forgotten user: signed out if present, then forgotten everywhere."""
+        events: list[Event] = []
+        if self.presence.remove(name):
+            events.append(UserSignedOut(time=stamp, user=name))
+        if self._session is not None and self._session.name == name:
+            self._session = None  # an enrolment under way would bring them back
+        events.append(UserForgotten(time=stamp, user=name))
+        return events
 
     def _finish_enrolment(self, session: EnrolmentSession, stamp: float) -> list[Event]:
         self._session = None
@@ -290,12 +319,16 @@ class IdentityStage:
         also: list[str] = []
         if error is None:
             vectors = np.stack([s.vector for s in samples])
-            also = resembling(
-                vectors,
-                self.recognizer.gallery,
-                threshold=self.config.threshold,
-                besides=session.name,
-            )
+            also = [
+                name  # the same person under another spelling is not someone else
+                for name in resembling(
+                    vectors,
+                    self.recognizer.gallery,
+                    threshold=self.config.threshold,
+                    besides=session.name,
+                )
+                if fold_name(name) != fold_name(session.name)
+            ]
             if also:
                 logger.warning(
                     "enrolling %s: this face already signs in as %s",

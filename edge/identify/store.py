@@ -9,11 +9,11 @@ the database runs in WAL mode with ``synchronous=FULL`` so a crash or a
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.statedir import make_state_dir, private_umask, tighten
+
+__all__ = ["UserRecord", "UserStore", "check_name", "make_state_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +55,47 @@ CREATE INDEX IF NOT EXISTS embeddings_user ON embeddings(user_id);
 CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
 """
 
+# Added after the first release: the NFC, case-folded name, unique, so "José" typed as
+# one code point or as e + combining accent, or as "JOSÉ", is one user.
+_FOLD_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_fold ON users(fold)"
+
 # The one face model whose embeddings stores held before they recorded a model:
 # the SFace file shipped since face sign-in began (models/face_embedding.tflite).
 LEGACY_MODEL_ID = "sha256:3c35208f2591f0a7"
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (_SCHEMA_V1,),
-    # 2: which embedding model made each vector; vectors of another model are never compared.
-    (
-        "ALTER TABLE embeddings ADD COLUMN model TEXT",
-        # Every vector stored so far came from LEGACY_MODEL_ID (a test keeps the two equal).
-        "UPDATE embeddings SET model = 'sha256:3c35208f2591f0a7' WHERE model IS NULL",
-    ),
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    for statement in (part for part in _SCHEMA_V1.split(";") if part.strip()):
+        db.execute(statement)
+
+
+def _add_model_ids(db: sqlite3.Connection) -> None:
+    """Which embedding model made each vector; vectors of another model are never compared."""
+    if "model" not in _columns(db, "embeddings"):
+        db.execute("ALTER TABLE embeddings ADD COLUMN model TEXT")
+    # Every vector stored so far came from LEGACY_MODEL_ID (a test keeps the two equal).
+    db.execute("UPDATE embeddings SET model = 'sha256:3c35208f2591f0a7' WHERE model IS NULL")
+
+
+def _add_name_folds(db: sqlite3.Connection) -> None:
+    """The folded name of each user, unique (stores from before versions may have it)."""
+    if "fold" not in _columns(db, "users"):
+        db.execute("ALTER TABLE users ADD COLUMN fold TEXT")
+    rows = db.execute("SELECT id, name FROM users WHERE fold IS NULL").fetchall()
+    for user_id, name in rows:
+        db.execute("UPDATE users SET fold = ? WHERE id = ?", (fold_name(name), user_id))
+    db.execute(_FOLD_INDEX)
+
+
+# Each step is idempotent: a store from before versions may already have some of it.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_tables,  # 1: the first schema
+    _add_model_ids,  # 2: embeddings.model
+    _add_name_folds,  # 3: users.fold
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -81,21 +113,17 @@ class UserRecord:
 
 
 def check_name(name: str) -> str:
-    """A user name, stripped; ValueError if it is empty, too long or has control characters."""
-    cleaned = name.strip()
+    """A user name, NFC-normalised and stripped; ValueError if it is empty, too long or has
+    control characters."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH or not cleaned.isprintable():
         raise ValueError(f"user name {name!r} must be 1 to {MAX_NAME_LENGTH} printable characters")
     return cleaned
 
 
-def make_state_dir(path: Path) -> Path:
-    """Create the state directory with mode 0700 (it holds biometric data)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-    except OSError as err:
-        raise ConfigError(f"state directory {path}: cannot create it: {err.strerror}") from err
-    return path
+def fold_name(name: str) -> str:
+    """The form two names are compared in: NFC, stripped, case-folded."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 class UserStore:
@@ -106,21 +134,21 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         make_state_dir(self.path.parent)
-        old_umask = os.umask(0o077)  # the file and its -wal/-shm siblings: owner only
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except sqlite3.DatabaseError as err:
-            raise ConfigError(
-                f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
-            ) from err
-        finally:
-            os.umask(old_umask)
+        tighten(self.path)
+        # The database file (SQLite gives its -wal/-shm siblings the same mode): owner only.
+        with private_umask():
+            try:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._migrate()
+            except sqlite3.DatabaseError as err:
+                raise ConfigError(
+                    f"user store {self.path}: {err} (a corrupt file? move it away to start afresh)"
+                ) from err
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:
@@ -134,9 +162,7 @@ class UserStore:
         for step in range(version, SCHEMA_VERSION):
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _MIGRATIONS[step]:
-                    for part in (p for p in statement.split(";") if p.strip()):
-                        self._db.execute(part)
+                _MIGRATIONS[step](self._db)
                 self._db.execute(f"PRAGMA user_version = {step + 1}")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -203,9 +229,23 @@ class UserStore:
         return int(count)
 
     def _user_id(self, db: sqlite3.Connection, name: str, now: float) -> int:
-        db.execute("INSERT OR IGNORE INTO users (name, created) VALUES (?, ?)", (name, now))
-        (user_id,) = db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        # The first spelling stays the user's name; later ones add to the same user.
+        db.execute(
+            "INSERT OR IGNORE INTO users (name, fold, created) VALUES (?, ?, ?)",
+            (name, fold_name(name), now),
+        )
+        (user_id,) = db.execute(
+            "SELECT id FROM users WHERE fold = ?", (fold_name(name),)
+        ).fetchone()
         return int(user_id)
+
+    def find(self, name: str) -> str | None:
+        """The enrolled name that ``name`` denotes (any case, any Unicode form), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name FROM users WHERE fold = ?", (fold_name(name),)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def users(self) -> list[UserRecord]:
         """Every enrolled user, by name."""
@@ -252,7 +292,7 @@ class UserStore:
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""
         with self._lock, self._transaction() as db:
-            deleted = db.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount
+            deleted = db.execute("DELETE FROM users WHERE fold = ?", (fold_name(name),)).rowcount
         if deleted:
             # Old copies of the rows may linger in the WAL: rewrite, then empty it.
             with self._lock:
@@ -263,7 +303,7 @@ class UserStore:
     def touch(self, name: str, now: float) -> None:
         """Record that ``name`` was just recognised."""
         with self._lock, self._transaction() as db:
-            db.execute("UPDATE users SET last_seen = ? WHERE name = ?", (now, name))
+            db.execute("UPDATE users SET last_seen = ? WHERE fold = ?", (now, fold_name(name)))
 
     def add_debug_image(self, name: str, jpeg: bytes, now: float) -> None:
         """Opt-in debug only: keep one face image of ``name``."""

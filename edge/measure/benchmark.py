@@ -382,7 +382,27 @@ def run_probe(config_path: Path, frames: int, runs: int, env: dict[str, str]) ->
         "startup_s": round(statistics.median(startups), 3),
         "startup_runs_s": [round(v, 3) for v in startups],
         "peak_rss_mb": round(max(rss), 1),
+        "daemon_peak_rss_mb": daemon_peak_rss_mb(config_path, frames, env),
     }
+
+
+def daemon_peak_rss_mb(config_path: Path, frames: int, env: dict[str, str]) -> float | None:
+    """Peak RSS of `moodbox run` itself (music and every service included), from the VmHWM
+    it logs when it stops; the probe above measures the pipeline alone."""
+    command = [sys.executable, "-m", "edge", "run", "--config", str(config_path)]
+    result = subprocess.run(
+        [*command, "--max-frames", str(frames)],
+        capture_output=True,
+        text=True,
+        env={**env, "MOODBOX_CAMERA_FPS": "0", "MOODBOX_RUN_EVENTS_STDOUT": "false"},
+        timeout=300,
+        check=False,
+    )
+    match = re.search(r"peak RSS ([0-9.]+) MiB", result.stderr)
+    if result.returncode != 0 or match is None:
+        logger.warning("moodbox run for the memory probe failed: %s", result.stderr[-500:])
+        return None
+    return round(float(match.group(1)), 1)
 
 
 def find_fer_python(explicit: Path | None) -> Path | None:
@@ -594,6 +614,7 @@ def run_bench(config_path: Path, config: MoodboxConfig, options: BenchOptions) -
         "cpu_run_services": runs.idle["services"],
         "service_poll_ms": runs.active["service_poll_ms"],
         "peak_rss_mb": runs.probe["peak_rss_mb"],
+        "daemon_peak_rss_mb": runs.probe["daemon_peak_rss_mb"],
         "startup_s": runs.probe["startup_s"],
         "startup_runs_s": runs.probe["startup_runs_s"],
         "stages": _stages(runs.one),

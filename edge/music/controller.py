@@ -31,6 +31,7 @@ from edge.events import (
     PlayerState,
     StatusChanged,
     TrackStarted,
+    UserForgotten,
     UserSignedIn,
     UserSignedOut,
 )
@@ -38,14 +39,13 @@ from edge.music.library import Library, Track, scan_library
 from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
 from edge.music.moods import target_from_probabilities as point_of
 from edge.music.player import Player, PlayerEvent, PygamePlayer
-from edge.music.preferences import Feedback, PreferenceStore
+from edge.music.preferences import NOW_PLAYING, PREFERENCES_DB, Feedback, PreferenceStore
 from edge.music.recommend import Recommender, strategy_target
+from edge.statedir import write_private_text
 
 logger = logging.getLogger(__name__)
 
 LIBRARY_CACHE = "music_library.json"
-PREFERENCES_DB = "music.sqlite"
-NOW_PLAYING = "music_now.json"
 SKIP_FADE_MS = 300
 
 
@@ -164,6 +164,21 @@ class MusicController:
         elif isinstance(event, UserSignedOut):
             self._signed_in.discard(event.user)
             self._changed = True
+        elif isinstance(event, UserForgotten):
+            self._forget(event.user)
+
+    def _forget(self, user: str) -> None:
+        """Drop a forgotten user from memory, the now-playing file and the player state."""
+        self._signed_in.discard(user)
+        for face_id, (probabilities, face_user) in list(self._faces.items()):
+            if face_user == user:
+                self._faces[face_id] = (probabilities, None)
+        if self._current_user is not None and user in self._current_user.split(", "):
+            self._current_user = self._user_label()
+        if self._current is not None:
+            self._write_now_playing(self._current)
+        self._changed = True
+        self._publish_state()
 
     def poll(self, now: float) -> None:
         self._now = now
@@ -470,8 +485,6 @@ class MusicController:
             "users": [user for user in self.listeners() if user],
         }
         try:
-            tmp = self._now_playing_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            tmp.replace(self._now_playing_file)
+            write_private_text(self._now_playing_file, json.dumps(data))
         except OSError as err:
             logger.debug("cannot write %s: %s", self._now_playing_file, err)

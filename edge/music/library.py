@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from edge.config import parse_yaml
 from edge.music.moods import (
     EMOTION_POINTS,
     Point,
@@ -29,6 +30,7 @@ from edge.music.moods import (
     mood_point,
     nearest_mood,
 )
+from edge.statedir import write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +158,8 @@ def load_overrides(root: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         logger.warning("%s: cannot read overrides (%s); ignoring the file", path, err)
         return {}
     if not isinstance(data, dict):
@@ -317,9 +319,7 @@ def _load_cache(path: Path | None) -> dict[str, dict[str, Any]]:
 def _save_cache(path: Path, entries: Mapping[str, Any]) -> None:
     """Write atomically (temp file, then rename) so a crash never leaves half a cache."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "files": entries}), encoding="utf-8")
-        tmp.replace(path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_text(path, json.dumps({"version": CACHE_VERSION, "files": entries}))
     except OSError as err:
         logger.warning("%s: cannot write the library cache (%s)", path, err)

@@ -166,8 +166,7 @@ class PygamePlayer:
         # Importing pygame prints a banner on stdout, which carries our JSON events.
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         try:
-            import pygame
-
+            pygame = _import_pygame()
             self._pygame = pygame
             pygame.mixer.init(frequency=self._frequency, size=-16, channels=2, buffer=self._buffer)
             pygame.mixer.music.set_volume(self._volume)
@@ -334,3 +333,23 @@ class FakePlayer:
         self._ends_at = self._now + self.durations.get(path, self.default_duration)
         self.started.append(path)
         self._events.append(PlayerEvent("started", path))
+
+
+def _import_pygame() -> Any:
+    """``import pygame`` without pkg_resources.
+
+    pygame.pkgdata imports pkg_resources (5 MB and 0.2 s of setuptools) only to
+    find pygame's bundled fonts and icons, which a music player never loads; it
+    has a fallback for when the import fails, which this makes it take.
+    """
+    import sys
+
+    blocked = "pkg_resources" not in sys.modules
+    if blocked:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]
+    try:
+        import pygame
+    finally:
+        if blocked and sys.modules.get("pkg_resources", 0) is None:
+            del sys.modules["pkg_resources"]
+    return pygame

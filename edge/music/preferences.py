@@ -10,6 +10,7 @@ power cut. A signed-in listener's feedback also teaches the household profile
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -20,9 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from edge.statedir import make_state_dir, private_umask, tighten, write_private_text
+
 logger = logging.getLogger(__name__)
 
 Feedback = Literal["skip", "like", "replay", "complete"]
+PREFERENCES_DB = "music.sqlite"
+NOW_PLAYING = "music_now.json"
 HOUSEHOLD = "*household*"  # not a valid user name, so it cannot collide
 HOUSEHOLD_SHARE = 0.5
 MAX_WEIGHT = 4.0
@@ -78,12 +83,19 @@ class PreferenceStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_state_dir(path.parent)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=5.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        tighten(path)
+        # Listening habits per named user: owner only (SQLite gives -wal/-shm the same mode).
+        with private_umask():
+            self._db = sqlite3.connect(
+                path, timeout=5.0, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            # A forgotten user's rows are overwritten, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA)
 
     def __enter__(self) -> PreferenceStore:
         return self
@@ -158,6 +170,35 @@ class PreferenceStore:
                 blended[feature] = blended.get(feature, 0.0) + weight / len(listeners)
         return blended
 
+    def forget(self, user: str) -> int:
+        """Delete every feedback and weight row of ``user`` (compared as the user store
+        compares names: any case, any Unicode form) in one transaction; rows deleted.
+
+        secure_delete overwrites the freed pages, VACUUM rewrites the file and the
+        WAL is emptied, so the name is not left in free pages or old frames.
+        """
+        from edge.identify.store import fold_name
+
+        with self._lock:
+            self._db.create_function("moodbox_fold", 1, fold_name, deterministic=True)
+            key = fold_name(user)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = 0
+                for table in ("feedback", "weights"):
+                    deleted += self._db.execute(
+                        f"DELETE FROM {table} WHERE moodbox_fold(user) = ?",  # noqa: S608 - fixed names
+                        (key,),
+                    ).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if deleted:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(deleted)
+
     def feedback_count(self, user: str | None = None) -> int:
         with self._lock:
             if user is None:
@@ -173,3 +214,35 @@ class PreferenceStore:
             "SELECT feature, weight FROM weights WHERE user = ? AND mood = ?", (user, mood)
         )
         return [(str(f), float(w)) for f, w in cursor.fetchall()]
+
+
+def forget_listener(state_dir: Path, user: str) -> None:
+    """Remove ``user`` from the music state in ``state_dir``: preferences and now-playing."""
+    database = state_dir / PREFERENCES_DB
+    if database.exists():
+        with PreferenceStore(database) as store:
+            store.forget(user)
+    scrub_now_playing(state_dir / NOW_PLAYING, user)
+
+
+def scrub_now_playing(path: Path, user: str) -> None:
+    """Rewrite the now-playing file without ``user`` (it lists who was listening)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as err:
+        logger.warning("%s: unreadable (%s); deleting it", path, err)
+        path.unlink(missing_ok=True)
+        return
+    from edge.identify.store import fold_name
+
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, list):
+        return
+    kept = [
+        name for name in users if not (isinstance(name, str) and fold_name(name) == fold_name(user))
+    ]
+    if kept != users:
+        data["users"] = kept
+        write_private_text(path, json.dumps(data))

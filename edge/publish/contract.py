@@ -131,21 +131,32 @@ TOPICS: tuple[Topic, ...] = (
         "JSON every `mqtt.stats_interval_s`: fps, stage_ms (moving average per stage), "
         "inference_ms, cpu_temp_c (null where unreadable), uptime_s, version, frames, "
         "dropped_frames (frame slots at `camera.fps` that the loop was too busy to take), "
-        "camera_errors, reconnects, queued_events, dropped_events, invalid_commands",
+        "camera_errors, reconnects, queued_events, dropped_events, invalid_commands (every "
+        "refused command), retained_commands, unauthorized_commands, rate_limited_commands "
+        "(refusals of those kinds), discovery_suppressed (Home Assistant births within "
+        "`mqtt.discovery_min_interval_s`)",
         '{"fps":4.9,"stage_ms":{"detect":6.1,"classify":1.2,"decide":0.1},'
         '"inference_ms":7.4,"cpu_temp_c":51.2,"uptime_s":3600,"version":"0.2.0",'
         '"frames":17640,"dropped_frames":0,"camera_errors":0,"reconnects":1,'
-        '"queued_events":0,"dropped_events":0,"invalid_commands":0}',
+        '"queued_events":0,"dropped_events":0,"invalid_commands":0,"retained_commands":0,'
+        '"unauthorized_commands":0,"rate_limited_commands":0,"discovery_suppressed":0}',
     ),
     _command("player", "`PLAY`, `PAUSE`, `NEXT` or `LIKE` (any case)", "NEXT"),
     _command("volume", "number 0–100 (rounded to an integer)", "35"),
     _command("mood_override", "`auto` or a mood (angry … neutral)", "happy"),
     _command("auto", "`ON` or `OFF`", "OFF"),
     _command(
-        "enroll", 'JSON `{"name": NAME}`: enrol the face in front of the camera', '{"name":"alice"}'
+        "enroll",
+        "off unless `mqtt.identity_commands`; then signed JSON "
+        '`{"name", "ts", "nonce", "sig"}` (`moodbox sign-command`): enrol the face in '
+        "front of the camera",
+        '{"name":"alice","ts":1764700000.0,"nonce":"9f…","sig":"3a…"}',
     ),
     _command(
-        "forget", 'JSON `{"name": NAME}` or the bare name: delete that enrolled user', "alice"
+        "forget",
+        "off unless `mqtt.identity_commands`; then signed JSON as for enroll: delete that "
+        "enrolled user and every trace of them",
+        '{"name":"alice","ts":1764700000.0,"nonce":"9f…","sig":"3a…"}',
     ),
 )
 

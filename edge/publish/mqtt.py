@@ -1,12 +1,17 @@
 """The ``Publisher`` interface and its paho-mqtt 2.x adapter (never blocks the caller).
 
 ``MqttPublisher`` connects in paho's own thread (``connect_async`` +
-``loop_start``) and reconnects with exponential backoff. While the broker is
-away it keeps QoS ≥ 1 messages in a bounded queue (the oldest beyond
-``queue_limit`` are dropped and counted) and the latest payload of each
-retained topic; after every (re)connect it publishes ``online``, every retained
-payload again (a restarted broker may have lost them) and then the queue, in
-order. The Last Will marks the device ``offline`` if the process dies.
+``loop_start``) and reconnects with exponential backoff. Events (QoS ≥ 1, not
+retained) go through one bounded queue (the oldest beyond ``queue_limit`` are
+dropped and counted), connected or not, and a sender thread hands paho at most
+``INFLIGHT_WINDOW`` of them at a time, the next only once the broker has acked
+(PUBACK) an earlier one. So when the broker freezes without closing the
+connection, only that window sits in paho's hands; paho resends it first after
+the reconnect, and the rest follow from our queue: one order, whatever the
+outage. The latest payload of each retained topic is kept too; after every
+(re)connect it publishes ``online`` and every retained payload again (a
+restarted broker may have lost them). The Last Will marks the device
+``offline`` if the process dies.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,10 +34,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MessageHandler = Callable[[str, bytes], None]
+
+class MessageHandler(Protocol):
+    """Receives each subscribed message; ``retained``: the broker kept it from earlier."""
+
+    def __call__(self, topic: str, payload: bytes, retained: bool = False) -> None: ...
+
+
 # Where the password is read from (names, not secrets).
 PASSWORD_ENV = "MOODBOX_MQTT_PASSWORD"  # noqa: S105
 PASSWORD_CREDENTIAL = "mqtt_password"  # noqa: S105
+# Events handed to paho and not yet acked. Small, because these are what a silent
+# outage leaves in paho's queue; 1 would do, a few keep a slow link busy.
+INFLIGHT_WINDOW = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +180,22 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_publish = self._on_publish
+        # _lock guards connection state and retained payloads, and is held while calling
+        # paho. _window guards the event queue and is never held while calling paho:
+        # paho runs on_publish under its own message lock, so holding ours across a
+        # paho call there could deadlock.
         self._lock = threading.Lock()
+        self._window = threading.Condition()
+        self._link_up = False
+        self._inflight: set[int] = set()
+        self._early_acks: set[int] = set()
+        self._sender: threading.Thread | None = None
         self._connected = False
         self._ever_connected = False
         self._reconnects = 0
         self._dropped = 0
-        self._outage: deque[_Message] = deque()
+        self._queue: deque[_Message] = deque()
         self._retained: dict[str, _Message] = {}
         self._subscriptions: tuple[str, ...] = ()
         self._handler: MessageHandler | None = None
@@ -195,6 +219,8 @@ class MqttPublisher:
         self._client.connect_async(
             self.settings.host, self.settings.port, keepalive=self.settings.keepalive
         )
+        self._sender = threading.Thread(target=self._send_events, name="mqtt-events", daemon=True)
+        self._sender.start()
         self._client.loop_start()
 
     def publish(
@@ -202,6 +228,9 @@ class MqttPublisher:
     ) -> None:
         data = payload.encode("utf-8") if isinstance(payload, str) else payload
         message = _Message(topic, data, qos, retain)
+        if qos > 0 and not retain:
+            self._enqueue(message)  # events: in order, through the sender's window
+            return
         with self._lock:
             if retain:
                 if data:
@@ -210,21 +239,26 @@ class MqttPublisher:
                     self._retained.pop(topic, None)
             if self._connected:
                 self._send(message)
-            elif qos > 0 and not retain:
-                self._enqueue(message)
             # Retained messages go out from _retained on connect; QoS 0 ones are best effort.
 
     def health(self) -> PublisherHealth:
         with self._lock:
-            return PublisherHealth(
-                self._connected, self._reconnects, len(self._outage), self._dropped
-            )
+            connected, reconnects = self._connected, self._reconnects
+        with self._window:
+            return PublisherHealth(connected, reconnects, len(self._queue), self._dropped)
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Say ``offline`` (retained), disconnect cleanly, end the network thread."""
+        """Send what is queued (while connected, up to ``timeout_s``), say ``offline``
+        (retained), disconnect cleanly, end the network and sender threads."""
         info = None
-        with self._lock:
+        with self._window:
+            # The last events before a clean stop (a user signing out) should not be lost.
+            self._window.wait_for(
+                lambda: not self._link_up or not (self._queue or self._inflight), timeout_s
+            )
             self._stopping = True
+            self._window.notify_all()
+        with self._lock:
             connected = self._connected
             if connected and self.settings.will_topic:
                 info = self._client.publish(self.settings.will_topic, OFFLINE, qos=1, retain=True)
@@ -235,6 +269,8 @@ class MqttPublisher:
                 logger.debug("MQTT: offline message not confirmed before stop")
         self._client.disconnect()
         self._client.loop_stop()
+        if self._sender is not None:
+            self._sender.join(timeout_s)
         # paho 2.x keeps the socket pair that wakes its loop open until the client is
         # garbage-collected; a stopped publisher should hold no descriptor, so close it.
         reset = getattr(self._client, "_reset_sockets", None)
@@ -250,18 +286,56 @@ class MqttPublisher:
         info = self._client.publish(message.topic, message.payload, message.qos, message.retain)
         # MQTT_ERR_NO_CONN needs nothing here: paho keeps QoS ≥ 1 messages and resends them.
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            self._dropped += 1
+            with self._window:  # the counter the sender thread updates too
+                self._dropped += 1
 
     def _enqueue(self, message: _Message) -> None:
-        if len(self._outage) >= self.settings.queue_limit:
-            self._outage.popleft()
-            self._dropped += 1
-            if self._dropped == 1:
-                logger.warning(
-                    "MQTT: outage queue full (%d); dropping the oldest events",
-                    self.settings.queue_limit,
-                )
-        self._outage.append(message)
+        with self._window:
+            if len(self._queue) >= self.settings.queue_limit:
+                self._queue.popleft()
+                self._dropped += 1
+                if self._dropped == 1:
+                    logger.warning(
+                        "MQTT: outage queue full (%d); dropping the oldest events",
+                        self.settings.queue_limit,
+                    )
+            self._queue.append(message)
+            self._window.notify_all()
+
+    def _send_events(self) -> None:
+        """Sender thread: the queue's head to paho while the link is up and the window open."""
+        while True:
+            with self._window:
+                while not self._stopping and not (
+                    self._link_up and self._queue and len(self._inflight) < INFLIGHT_WINDOW
+                ):
+                    self._window.wait()
+                if self._stopping:
+                    return
+                message = self._queue.popleft()
+            # Once handed over, paho owns it: it keeps a QoS 1 message through a
+            # disconnect and resends it, before anything newer, after the reconnect.
+            info = self._client.publish(message.topic, message.payload, message.qos)
+            with self._window:
+                if info.mid in self._early_acks:
+                    pass  # acked before we got here: nothing is in flight
+                elif info.rc in (0, 4):  # success, or no connection (paho keeps it)
+                    self._inflight.add(info.mid)
+                else:
+                    self._dropped += 1
+                # Only our one publish can be between publish() and here; older ids are
+                # acks of retained messages, which take no window slot.
+                self._early_acks.clear()
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _properties: Any
+    ) -> None:
+        with self._window:
+            if mid in self._inflight:
+                self._inflight.discard(mid)
+                self._window.notify_all()
+            else:
+                self._early_acks.add(mid)
 
     def _on_connect(
         self,
@@ -283,9 +357,10 @@ class MqttPublisher:
                 client.publish(self.settings.will_topic, ONLINE, qos=1, retain=True)
             for message in list(self._retained.values()):
                 self._send(message)
-            queued = len(self._outage)
-            while self._outage:
-                self._send(self._outage.popleft())
+            with self._window:
+                queued = len(self._queue) + len(self._inflight)
+                self._link_up = True
+                self._window.notify_all()
             self._connected = True
             if self._ever_connected:
                 self._reconnects += 1
@@ -317,6 +392,8 @@ class MqttPublisher:
         with self._lock:
             was_connected = self._connected and not self._stopping
             self._connected = False
+        with self._window:
+            self._link_up = False
         self.connected_event.clear()
         if was_connected:
             logger.warning(
@@ -329,6 +406,6 @@ class MqttPublisher:
         if handler is None:
             return
         try:
-            handler(message.topic, bytes(message.payload))
+            handler(message.topic, bytes(message.payload), bool(message.retain))
         except Exception:  # paho's thread must survive any handler bug
             logger.exception("MQTT: handling a message on %s failed", message.topic)

@@ -18,18 +18,21 @@ from typing import Any
 
 from edge import __version__
 from edge.config import MoodboxConfig
-from edge.control import CommandDispatcher, Controls, RemoteControls
+from edge.control import COMMANDS, CommandDispatcher, Controls, RemoteControls
+from edge.errors import ConfigError
 from edge.events import (
     Event,
     FaceLost,
     MoodChanged,
     PlayerState,
     TrackStarted,
+    UserForgotten,
     UserSignedIn,
     UserSignedOut,
     iso_time,
 )
 from edge.household import Aspect, Household
+from edge.publish.authority import KEY_CREDENTIAL, KEY_ENV, CommandAuthority, read_command_key
 from edge.publish.contract import EVENT_TYPES, NO_MOOD, ONLINE, TOPIC
 from edge.publish.discovery import birth_topic, build_discovery, discovery_topic
 from edge.publish.mqtt import BrokerSettings, MqttPublisher, Publisher, topic_prefix
@@ -95,6 +98,7 @@ _ASPECTS: dict[type[Event], tuple[Aspect, ...]] = {
     FaceLost: ("faces",),
     UserSignedIn: ("presence",),
     UserSignedOut: ("presence",),
+    UserForgotten: ("faces", "presence"),
     PlayerState: ("player",),
     TrackStarted: ("player",),
 }
@@ -123,6 +127,10 @@ def stats_payload(
     dropped_events: int,
     invalid_commands: int,
     cpu_temp_c: float | None,
+    retained_commands: int = 0,
+    unauthorized_commands: int = 0,
+    rate_limited_commands: int = 0,
+    discovery_suppressed: int = 0,
 ) -> dict[str, Any]:
     stage_ms = {stage: round(ms, 2) for stage, ms in stats.stage_ms.items()}
     return {
@@ -139,6 +147,10 @@ def stats_payload(
         "queued_events": queued_events,
         "dropped_events": dropped_events,
         "invalid_commands": invalid_commands,
+        "retained_commands": retained_commands,
+        "unauthorized_commands": unauthorized_commands,
+        "rate_limited_commands": rate_limited_commands,
+        "discovery_suppressed": discovery_suppressed,
     }
 
 
@@ -157,6 +169,8 @@ class MqttService:
         stats: Stats | None = None,
         stats_interval_s: float = 30.0,
         command_max_bytes: int = 1024,
+        authority: CommandAuthority | None = None,
+        discovery_min_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         cpu_temp: Callable[[], float | None] = read_cpu_temp,
     ) -> None:
@@ -167,11 +181,18 @@ class MqttService:
         self.controls: Controls = controls or RemoteControls()
         self.stats = stats or Stats()
         self.stats_interval_s = stats_interval_s
-        self.dispatcher = CommandDispatcher(self.controls, max_bytes=command_max_bytes)
+        self.dispatcher = CommandDispatcher(
+            self.controls, max_bytes=command_max_bytes, authority=authority, clock=clock
+        )
         # A household given by the app is kept by the app (it applies each event before
         # the sinks); a standalone service (tools, tests) keeps and feeds its own.
         self._own_household = household is None
         self.household = household or Household()
+        self.discovery_min_interval_s = discovery_min_interval_s
+        self.discovery_suppressed = 0
+        self._last_birth_discovery = float("-inf")
+        self._cleared_logged: set[str] = set()
+        self._clearing: set[str] = set()  # command topics whose retained message we deleted
         self._clock = clock
         self._cpu_temp = cpu_temp
         self._next_stats = 0.0
@@ -188,6 +209,18 @@ class MqttService:
         publisher: Publisher | None = None,
     ) -> MqttService:
         mqtt_config = config.mqtt
+        authority = None
+        if mqtt_config.identity_commands:
+            key = read_command_key()
+            if key is None:
+                raise ConfigError(
+                    "mqtt.identity_commands is on but there is no command key: set "
+                    f"${KEY_ENV} or the systemd credential {KEY_CREDENTIAL} "
+                    "(LoadCredential=), never config.yaml"
+                )
+            authority = CommandAuthority(
+                key, topic_prefix(config), window_s=mqtt_config.command_window_s
+            )
         return cls(
             publisher=publisher or MqttPublisher(BrokerSettings.from_config(config)),
             prefix=topic_prefix(config),
@@ -198,6 +231,8 @@ class MqttService:
             stats=stats,
             stats_interval_s=mqtt_config.stats_interval_s,
             command_max_bytes=mqtt_config.command_max_bytes,
+            authority=authority,
+            discovery_min_interval_s=mqtt_config.discovery_min_interval_s,
         )
 
     # --- Service ---
@@ -269,6 +304,10 @@ class MqttService:
             dropped_events=health.dropped,
             invalid_commands=self.dispatcher.invalid,
             cpu_temp_c=self._cpu_temp(),
+            retained_commands=self.dispatcher.retained,
+            unauthorized_commands=self.dispatcher.unauthorized,
+            rate_limited_commands=self.dispatcher.rate_limited,
+            discovery_suppressed=self.discovery_suppressed,
         )
         topic = TOPIC["stats"]
         self.publisher.publish(topic.full(self.prefix), _json(payload), qos=topic.qos)
@@ -290,13 +329,47 @@ class MqttService:
         for key, payload in player_payloads(state).items():
             self._state(key, payload)
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Network thread: Home Assistant's birth message, or a command to validate and queue."""
         if self.discovery_prefix and topic == birth_topic(self.discovery_prefix):
             if payload.strip() == ONLINE.encode():
-                logger.info("Home Assistant is online: sending discovery again")
-                self.publish_discovery()
+                self._on_birth()
             return
         head = self.prefix + "/"
-        if topic.startswith(head) and topic.endswith("/set"):
-            self.dispatcher.submit(topic[len(head) : -len("/set")], payload)
+        if not (topic.startswith(head) and topic.endswith("/set")):
+            return
+        if not payload and topic in self._clearing:
+            self._clearing.discard(topic)  # our own deletion of a retained command, echoed back
+            return
+        name = topic[len(head) : -len("/set")]
+        if retained:
+            self._clear_retained(topic, name)
+        self.dispatcher.submit(name, payload, retained=retained)
+
+    def _on_birth(self) -> None:
+        """Discovery again when Home Assistant starts, at most once per interval.
+
+        Any client can publish a 6-byte ``online``; each would otherwise cost a
+        4.5 KB retained publish and a log line.
+        """
+        now = self._clock()
+        if now - self._last_birth_discovery < self.discovery_min_interval_s:
+            self.discovery_suppressed += 1
+            return
+        self._last_birth_discovery = now
+        logger.info("Home Assistant is online: sending discovery again")
+        self.publish_discovery()
+
+    def _clear_retained(self, topic: str, name: str) -> None:
+        """Delete a retained command from the broker, so it stops coming back (logged once)."""
+        label = name if name in COMMANDS else "unknown"
+        if label != "unknown":
+            self._clearing.add(topic)
+        self.publisher.publish(topic, b"", qos=1, retain=True)
+        if label not in self._cleared_logged:
+            self._cleared_logged.add(label)
+            logger.warning(
+                "ignored and cleared a retained command on %s: commands are never taken "
+                "from retained messages (further ones are not logged)",
+                topic,
+            )

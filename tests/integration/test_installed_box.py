@@ -36,8 +36,24 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def at_box(box: Path) -> dict[str, str]:
+    """Overrides that put the absolute paths of the written config under the box's root
+    (on a Pi they are the same files; here / is not the box)."""
+    models = box / "opt" / "moodbox" / "models"
+    return {
+        "MOODBOX_DETECT_MODEL": str(models / "face_detection_short_range.tflite"),
+        "MOODBOX_EMOTION_MODEL": str(models / "emotion_int8.tflite"),
+        "MOODBOX_EMOTION_LABELS": str(models / "emotion_labels.txt"),
+        "MOODBOX_EMOTION_METADATA": str(models / "emotion_model.json"),
+        "MOODBOX_IDENTIFY_MODEL": str(models / "face_embedding.tflite"),
+        "MOODBOX_MUSIC_FOLDERS": str(box / "srv" / "moodbox" / "music"),
+        "MOODBOX_GENERAL_STATE_DIR": str(box / "var" / "lib" / "moodbox"),
+    }
+
+
 def installed_cli(box: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The installed sources' `moodbox`, with /etc/moodbox standing at the box's /etc/moodbox."""
+    """The installed sources' `moodbox`, with /etc/moodbox standing at the box's /etc/moodbox
+    and the config's absolute paths at the box's (``at_box``)."""
     code = (
         "import sys; from pathlib import Path; import edge.config as c; "
         f"c.SYSTEM_CONFIG = Path({str(box / 'etc' / 'moodbox' / 'config.yaml')!r}); "
@@ -48,6 +64,7 @@ def installed_cli(box: Path, *args: str, **env: str) -> subprocess.CompletedProc
     clean.update(
         PYTHONPATH=str(box / "opt" / "moodbox" / "src"),
         XDG_CONFIG_HOME=str(box / "no-user-config"),
+        **at_box(box),
         **env,
     )
     return subprocess.run(
@@ -80,7 +97,7 @@ def test_the_cli_finds_the_system_config_without_being_told(box: Path) -> None:
 
 def test_the_service_user_can_list_users_with_that_config(box: Path) -> None:
     state = box / "var" / "lib" / "moodbox"
-    result = installed_cli(box, "users", MOODBOX_GENERAL_STATE_DIR=str(state))
+    result = installed_cli(box, "users")
     assert result.returncode == 0, result.stderr
     assert "nobody enrolled" in result.stdout
     # What `sudo -u moodbox moodbox users` needs: a config anyone may read, the program

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.classify import EMOTIONS
 from edge.control import COMMANDS, CommandDispatcher, RemoteControls
+from edge.publish.authority import CommandAuthority, sign_command
 from edge.publish.contract import TOPIC
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.service import MqttService
@@ -95,14 +96,17 @@ def test_player_and_volume_commands_show_on_their_state_topics(controlled) -> No
 
 def test_enroll_and_forget_show_on_presence(controlled) -> None:  # type: ignore[no-untyped-def]
     service, _music, identity, recorder, client = controlled
-    send(client, "enroll", json.dumps({"name": "Alice"}))
+    # Identity commands are off by default and signed when on (tests/test_security_commands.py).
+    key = b"k" * 32
+    service.dispatcher.authority = CommandAuthority(key, PREFIX)
+    send(client, "enroll", sign_command(key, PREFIX, "enroll", "Alice"))
     assert poll_until(service, lambda: identity.calls == [("enroll", "Alice")])
     presence = recorder.wait_for(lambda m: m.topic == t("presence") and b"Alice" in m.payload)
     assert json.loads(presence.text)["users"] == ["Alice"]
     recorder.wait_for(lambda m: m.topic == t("events") and b"user_signed_in" in m.payload)
 
-    send(client, "forget", "Alice")
-    send(client, "forget", json.dumps({"name": "Nobody"}))
+    send(client, "forget", sign_command(key, PREFIX, "forget", "Alice"))
+    send(client, "forget", sign_command(key, PREFIX, "forget", "Nobody"))
     assert poll_until(service, lambda: len(identity.calls) == 3)
     assert identity.calls[1:] == [("forget", "Alice"), ("forget", "Nobody")]
     gone = recorder.wait_for(
@@ -141,13 +145,18 @@ def test_a_failing_component_or_a_missing_one_does_not_stop_commands(
     mosquitto: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     music = FakeMusic()
-    service, _ = started_service(mosquitto, controls=RemoteControls(music=music))
+    key = b"k" * 32
+    service, _ = started_service(
+        mosquitto,
+        controls=RemoteControls(music=music),
+        authority=CommandAuthority(key, PREFIX),
+    )
     client = sender(mosquitto)
     try:
         music.fail_next = True
         send(client, "player", "PLAY")  # raises inside the controller
-        send(client, "enroll", '{"name": "bob"}')  # no identity stage
-        send(client, "enroll", '{"name": "eve"}')
+        send(client, "enroll", sign_command(key, PREFIX, "enroll", "bob"))  # no identity stage
+        send(client, "enroll", sign_command(key, PREFIX, "enroll", "eve"))
         send(client, "volume", "10")
         assert poll_until(service, lambda: ("set_volume", 10) in music.calls)
         assert service.dispatcher.failed == 1

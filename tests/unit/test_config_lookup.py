@@ -23,6 +23,8 @@ from edge.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def write(path: Path, text: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,10 @@ def test_no_config_anywhere_names_the_places_looked(
 def test_check_config_without_a_file_says_which_it_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    system = write(tmp_path / "etc" / "config.yaml", "camera:\n  fps: 3\n")
+    # Absolute paths to this checkout's files: check-config also checks that they exist.
+    system = write(tmp_path / "etc" / "config.yaml", (ROOT / "config.yaml").read_text())
+    for part in ("demo", "models", "music"):
+        (tmp_path / "etc" / part).symlink_to(ROOT / part)
     monkeypatch.setattr(config_module, "SYSTEM_CONFIG", system)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     assert main(["check-config"]) == 0
@@ -87,7 +92,8 @@ def test_check_config_without_a_file_says_which_it_read(
     assert f"reading {system} (the system config)" in out
     assert f"{system}: OK" in out
 
-    named = write(tmp_path / "named.yaml")
+    named = tmp_path / "etc" / "named.yaml"
+    named.write_text(system.read_text())
     assert main(["check-config", str(named)]) == 0
     assert capsys.readouterr().out == f"{named}: OK\n"
 

@@ -49,7 +49,7 @@ def old_store(path: Path) -> np.ndarray:
 
 def test_a_new_store_has_the_current_version(tmp_path: Path) -> None:
     with UserStore(tmp_path / "u.sqlite3") as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
 
 
 def test_an_old_store_is_migrated_in_place_without_loss(tmp_path: Path) -> None:
@@ -64,6 +64,25 @@ def test_an_old_store_is_migrated_in_place_without_loss(tmp_path: Path) -> None:
     with UserStore(path) as again:  # opening again changes nothing
         assert again.schema_version() == SCHEMA_VERSION
         assert len(again.embeddings()["ada"]) == 3
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT fold FROM users").fetchall() == [("ada",)]
+    db.close()
+
+
+def test_a_store_with_name_folds_but_no_version_is_migrated(tmp_path: Path) -> None:
+    # What the release with name folding wrote: the fold column and index, user_version 0.
+    path = tmp_path / "u.sqlite3"
+    old_store(path)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE users ADD COLUMN fold TEXT")
+    db.execute("UPDATE users SET fold = 'ada'")
+    db.execute("CREATE UNIQUE INDEX users_fold ON users(fold)")
+    db.commit()
+    db.close()
+    with UserStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert [u.name for u in store.users()] == ["ada"]
+        assert len(store.embeddings(LEGACY_MODEL_ID)["ada"]) == 3
 
 
 def test_a_store_from_a_newer_moodbox_is_refused(tmp_path: Path) -> None:
