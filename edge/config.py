@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from yaml.constructor import ConstructorError
 
 from edge.errors import ConfigError
@@ -377,6 +385,47 @@ class IdentifyConfig(Section):
     )
 
 
+class PlayerConfig(Section):
+    """Where the music plays; ``type`` picks the adapter (edge.music.players.PLAYERS).
+
+    The MPD password is never a setting: it comes from $MOODBOX_MPD_PASSWORD or the
+    systemd credential file $CREDENTIALS_DIRECTORY/mpd_password.
+    """
+
+    type: Literal["pygame", "mpd"] = Field(
+        "pygame",
+        description="pygame: this machine's sound card through pygame.mixer; mpd: a Music "
+        "Player Daemon (or Mopidy) over the MPD protocol, which may feed Snapcast.",
+    )
+    mpd_host: str = Field("localhost", description="mpd: server host name or address.")
+    mpd_port: int = Field(6600, ge=1, le=65535, description="mpd: server port.")
+    mpd_music_root: Path | None = Field(
+        None,
+        description="mpd: the folder that is MPD's music_directory, as this machine sees it; "
+        "a track plays as its path relative to it. Unset: the first of music.folders.",
+    )
+    mpd_uri_prefix: str = Field(
+        "",
+        max_length=1000,
+        description="mpd: empty for MPD, which takes the plain path under mpd_music_root; "
+        "Mopidy takes URIs: 'local:track:' (Mopidy-Local) or 'file:///srv/music/' (its file "
+        "backend), followed by the URL-quoted path under mpd_music_root.",
+    )
+    mpd_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="mpd: limit of one network call; a server that takes longer counts as lost.",
+    )
+
+    @model_validator(mode="after")
+    def _mpd_keys_need_mpd(self) -> PlayerConfig:
+        stray = sorted(key for key in self.model_fields_set if key.startswith("mpd_"))
+        if stray and self.type != "mpd":
+            raise ValueError(f"{', '.join(stray)} only apply with type: mpd")
+        return self
+
+
 class MusicConfig(Section):
     """Music: library folders, recommendation strategy, when to switch, the player."""
 
@@ -422,10 +471,16 @@ class MusicConfig(Section):
         30.0, ge=0, le=3600, description="At most one mid-track switch per this many seconds."
     )
     audio_retry_s: float = Field(
-        2.0, gt=0, le=600, description="First retry delay when the audio device is missing."
+        2.0,
+        gt=0,
+        le=600,
+        description="First retry delay when the audio device (or the MPD server) is missing.",
     )
     audio_retry_max_s: float = Field(
         60.0, gt=0, le=3600, description="Longest retry delay (the delay doubles up to this)."
+    )
+    player: PlayerConfig = Field(
+        PlayerConfig(), description="Where the music plays (pygame here, or an MPD server)."
     )
 
 
@@ -576,7 +631,7 @@ def env_value(annotation: Any, raw: str) -> Any:
     Scalars stay text and the field's own type converts them (so ``0`` for a
     string setting is the text "0", and "12.5" for a number is 12.5); an empty
     value or ``null`` unsets an optional setting; a list setting takes a YAML
-    list (``[a, b]``) or one item.
+    list (``[a, b]``) or one item, a nested block a YAML mapping (``{a: 1}``).
     """
     args = typing.get_args(annotation)
     origin = typing.get_origin(annotation)
@@ -592,6 +647,11 @@ def env_value(annotation: Any, raw: str) -> Any:
         except yaml.YAMLError:
             value = raw
         return value if isinstance(value, list) else [raw]
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        try:  # a nested block: a YAML mapping such as {type: mpd, mpd_host: kitchen.local}
+            return parse_yaml(raw)
+        except yaml.YAMLError:
+            return raw
     return raw
 
 
@@ -614,6 +674,7 @@ def _warn_once(name: str) -> None:
 _NOT_SETTINGS = frozenset(
     {
         "MOODBOX_MQTT_PASSWORD",
+        "MOODBOX_MPD_PASSWORD",
         "MOODBOX_COMMAND_KEY",
         "MOODBOX_CONFIG",
         "MOODBOX_INSTALL_ROOT",

@@ -157,9 +157,11 @@ def check_camera(config: MoodboxConfig) -> list[Result]:
 
 
 def check_audio(config: MoodboxConfig) -> list[Result]:
-    """The pygame mixer opens the sound device."""
+    """The pygame mixer opens the sound device, or the MPD server answers."""
     if not config.music.enabled:
         return [Result("audio", Status.SKIP, "music.enabled is false")]
+    if config.music.player.type == "mpd":
+        return check_mpd(config)
     driver = os.environ.get("SDL_AUDIODRIVER", "default")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # its banner would go to stdout
     try:
@@ -213,6 +215,35 @@ def check_music(config: MoodboxConfig) -> list[Result]:
             )
         ]
     return [Result("music", Status.PASS, f"{count} audio file(s) in {names}")]
+
+
+def check_mpd(config: MoodboxConfig) -> list[Result]:
+    """music.player.type mpd: the server accepts the connection (and the password)."""
+    from edge.music.mpd import read_password
+
+    player = config.music.player
+    where = f"MPD {player.mpd_host}:{player.mpd_port}"
+    try:
+        import mpd
+    except ImportError as err:
+        return [Result("audio", Status.FAIL, f"python-mpd2 not importable: {err}")]
+    client = mpd.MPDClient()
+    client.timeout = 5
+    try:
+        client.connect(player.mpd_host, player.mpd_port)
+    except (OSError, mpd.MPDError) as err:
+        return [Result("audio", Status.FAIL, f"{where} unreachable: {err}")]
+    version = client.mpd_version
+    try:
+        password = read_password()
+        if password:
+            client.password(password)
+        client.status()
+    except (OSError, mpd.MPDError) as err:
+        return [Result("audio", Status.FAIL, f"{where}: {err} (the mpd_password credential?)")]
+    finally:
+        client.disconnect()
+    return [Result("audio", Status.PASS, f"{where}: MPD {version}")]
 
 
 def check_broker(config: MoodboxConfig) -> list[Result]:

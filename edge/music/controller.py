@@ -38,7 +38,8 @@ from edge.events import (
 from edge.music.library import Library, Track, scan_library
 from edge.music.moods import EMOTION_POINTS, Point, blend_probabilities, mood_point
 from edge.music.moods import target_from_probabilities as point_of
-from edge.music.player import Player, PlayerEvent, PygamePlayer
+from edge.music.player import Player, PlayerEvent
+from edge.music.players import make_player
 from edge.music.preferences import NOW_PLAYING, PREFERENCES_DB, Feedback, PreferenceStore
 from edge.music.recommend import Recommender, strategy_target
 from edge.statedir import write_private_text
@@ -105,7 +106,7 @@ class MusicController:
 
     @classmethod
     def from_config(cls, config: MoodboxConfig) -> MusicController:
-        """Scan the configured folders (cached in the state dir) and open the real player."""
+        """Scan the configured folders (cached in the state dir); the player by its type."""
         music = config.music
         state = config.state_dir()
         folders = [config.resolve(folder) for folder in music.folders]
@@ -113,7 +114,7 @@ class MusicController:
         def library() -> Library:
             return scan_library(folders, cache_path=state / LIBRARY_CACHE)
 
-        player = PygamePlayer(retry_s=music.audio_retry_s, retry_max_s=music.audio_retry_max_s)
+        player = make_player(config)  # music.player.type: pygame here, or an MPD server
         return cls(
             library=library,
             player=player,
