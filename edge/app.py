@@ -1,7 +1,7 @@
 """Composition root: build the parts from config, run the frame loop, stop in reverse.
 
     camera → pipeline (detect → track → identify → classify → decide)
-           → household → sinks (terminal, music, MQTT) ; services polled per frame
+           → household → sinks (terminal, music, history, MQTT, web) ; services polled per frame
 
 ``build`` is the one place where parts are made and wired: which event sinks
 exist, which parts remote commands drive, the start order. ``App`` owns no
@@ -29,6 +29,7 @@ from edge.pipeline import Pipeline
 from edge.stats import Stats, peak_rss_mib
 
 if TYPE_CHECKING:
+    from edge.history import HistoryStore
     from edge.music.controller import MusicController
 
 logger = logging.getLogger(__name__)
@@ -87,16 +88,19 @@ def build(
 ) -> App:
     """Everything `moodbox run` runs, wired explicitly (ModelError if a model is unusable).
 
-    Start order: the pipeline (models loaded here), music, MQTT, the systemd
-    notifier. MQTT comes after the parts its remote commands drive; the
-    notifier comes last so that READY=1 goes out only once everything before
-    it has started. ``App.run`` stops them in reverse.
+    Start order: the pipeline (models loaded here), music, MQTT, the web app,
+    the systemd notifier. MQTT and the web come after the parts their remote
+    commands drive (both through one ``RemoteControls``); the web wraps the
+    camera factory so its preview shows the loop's own frames; the notifier
+    comes last so that READY=1 goes out only once everything before it has
+    started. ``App.run`` stops them in reverse.
     """
     from edge.supervise import SystemdNotifyService
 
     stats = Stats()  # one for the run: the pipeline's stages and the MQTT stats topic
     household = Household()
     pipeline = Pipeline.from_config(config, stats)
+    closers: list[Callable[[], None]] = []  # closed after the pipeline when the app stops
     try:
         services: list[Service] = []
         event_sinks: list[EventSink] = list(default_sinks(config) if sinks is None else sinks)
@@ -107,19 +111,61 @@ def build(
             music = MusicController.from_config(config)
             services.append(music)
             event_sinks.append(music)
+        from edge.control import IdentityControl, RemoteControls
+
+        identity: IdentityControl | None = pipeline.identity
+        history: HistoryStore | None = None
+        if config.web.enabled:
+            from edge.history import HistoryRecorder, HistoryStore
+            from edge.web.commands import IdentityWithHistory
+
+            history = HistoryStore.in_state_dir(config.state_dir())
+            closers.append(history.close)
+            event_sinks.append(
+                HistoryRecorder(
+                    history, retention_days=config.web.history_days, household=household
+                )
+            )
+            if identity is not None:  # a forgotten person's history goes with them
+                identity = IdentityWithHistory(identity, history)
+        # MQTT and the web drive the same controls.
+        controls = RemoteControls(music=music, identity=identity)
         if config.mqtt.host:
-            from edge.control import RemoteControls
             from edge.publish.service import MqttService
 
-            controls = RemoteControls(music=music, identity=pipeline.identity)
+            store = pipeline.identity.store if pipeline.identity is not None else None
             mqtt = MqttService.from_config(
-                config, stats=stats, controls=controls, household=household
+                config,
+                stats=stats,
+                controls=controls,
+                household=household,
+                people=None if store is None else lambda: [u.name for u in store.users()],
             )
             services.append(mqtt)
             event_sinks.append(mqtt)
+        if config.web.enabled:
+            from edge.web.service import WebService
+
+            web = WebService(
+                config,
+                household=household,
+                stats=stats,
+                controls=controls,
+                identity=pipeline.identity,
+                history=history,
+                tracks=lambda: [
+                    (tuple(round(v) for v in t.detection.box), t.user)  # type: ignore[misc]
+                    for t in pipeline.tracker.tracks.values()
+                ],
+            )
+            source_factory = web.tap(source_factory)
+            services.append(web)
+            event_sinks.append(web)
         services.append(SystemdNotifyService.from_env())
     except BaseException:
         pipeline.close()
+        for close in closers:
+            close()
         raise
     return App(
         config,
@@ -128,6 +174,7 @@ def build(
         sinks=event_sinks,
         services=services,
         source_factory=source_factory,
+        closers=closers,
     )
 
 
@@ -157,6 +204,7 @@ class App:
         sinks: Sequence[EventSink] | None = None,
         services: Sequence[Service] = (),
         sleep: Callable[[float], None] | None = None,
+        closers: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.config = config
         self.pipeline = pipeline or Pipeline.from_config(config, Stats())
@@ -165,6 +213,7 @@ class App:
         self._source_factory = source_factory
         self.sinks: list[EventSink] = list(default_sinks(config) if sinks is None else sinks)
         self.services: list[Service] = list(services)
+        self._closers = list(closers)
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._failures = 0
@@ -206,6 +255,11 @@ class App:
                 self.pipeline.close()
             except Exception:
                 logger.exception("closing the pipeline failed")
+            for close in self._closers:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("closing %s failed", close)
 
     def _loop(self, limits: RunLimits, deadline: float | None, services: list[Service]) -> int:
         frames = 0

@@ -484,6 +484,39 @@ class MusicConfig(Section):
     )
 
 
+class WebConfig(Section):
+    """The local web app and control API (README "Web app")."""
+
+    enabled: bool = Field(
+        True, description="Serve the web app and the control API that the CLI uses."
+    )
+    host: str | None = Field(
+        None,
+        description="Address to listen on; null: 127.0.0.1 only (off the network). "
+        "0.0.0.0 serves every network the box is on.",
+    )
+    port: int = Field(8420, ge=0, le=65535, description="TCP port (0: any free port, for tests).")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate: serve HTTPS (with tls_key); null: plain HTTP."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    threads: int = Field(
+        8, ge=2, le=64, description="Server threads; each open page's live stream holds one."
+    )
+    history_days: float = Field(
+        30.0, gt=0, le=3650, description="Mood and play history older than this is deleted."
+    )
+    upload_max_bytes: int = Field(
+        8_000_000,
+        ge=100_000,
+        le=100_000_000,
+        description="Largest enrolment upload (all photos of one request); larger is refused.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 90, description="A signed-in browser stays signed in this long."
+    )
+
+
 class MoodboxConfig(Section):
     """The whole configuration file."""
 
@@ -496,6 +529,7 @@ class MoodboxConfig(Section):
     identify: IdentifyConfig = IdentifyConfig()
     mqtt: MqttConfig = MqttConfig()
     music: MusicConfig = MusicConfig()
+    web: WebConfig = WebConfig()
 
     def resolve(self, path: Path | str) -> Path:
         """A config path, absolute: relative ones are relative to the config file."""

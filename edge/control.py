@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -311,6 +311,10 @@ class CommandDispatcher:
     ``invalid`` counts every refused command; ``retained``, ``unauthorized`` and
     ``rate_limited`` count the refusals of those kinds among them.
     ``authority``: None keeps the identity commands off; set, they need its signature.
+    ``commands``: the commands this dispatcher knows (the web app adds rename and photo
+    enrolment to the MQTT ones). ``trusted``: every sender was authenticated before the
+    dispatcher (the web app's signed-in session and CSRF token, the CLI's local token),
+    so identity commands need no signature; rate limits apply all the same.
     """
 
     def __init__(
@@ -320,11 +324,16 @@ class CommandDispatcher:
         max_bytes: int = 1024,
         max_pending: int = 64,
         authority: CommandAuthority | None = None,
+        commands: Mapping[str, CommandSpec] | None = None,
+        trusted: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.controls = controls
+        # The web app adds its own commands (rename, photo enrolment) to the MQTT ones.
+        self.commands = COMMANDS if commands is None else commands
         self.max_bytes = max_bytes
         self.authority = authority
+        self.trusted = trusted
         self.invalid = 0
         self.failed = 0
         self.retained = 0
@@ -332,7 +341,7 @@ class CommandDispatcher:
         self.rate_limited = 0
         self._clock = clock
         self._buckets = {
-            name: TokenBucket(spec.burst, spec.every_s) for name, spec in COMMANDS.items()
+            name: TokenBucket(spec.burst, spec.every_s) for name, spec in self.commands.items()
         }
         self._bucket_lock = threading.Lock()
         self._pending: queue.Queue[tuple[CommandSpec, Any]] = queue.Queue(maxsize=max_pending)
@@ -348,9 +357,9 @@ class CommandDispatcher:
     def submit(self, name: str, payload: bytes, *, retained: bool = False) -> bool:
         """Validate and queue; False (counted, logged once per kind) if the command is refused."""
         # Log-once keys use a fixed label for unknown names, so no topic can grow the set.
-        label = name if name in COMMANDS else "unknown"
+        label = name if name in self.commands else "unknown"
         try:
-            spec = COMMANDS.get(name)
+            spec = self.commands.get(name)
             if spec is None:
                 raise InvalidCommandError("unknown command", repr(name[:40]))
             if retained:
@@ -360,7 +369,8 @@ class CommandDispatcher:
                 raise InvalidCommandError("retained", "a retained message is never a command")
             if len(payload) > self.max_bytes:
                 raise InvalidCommandError("too large", f"{len(payload)} > {self.max_bytes} bytes")
-            value = self._authorized(spec, payload) if spec.identity else spec.parse(payload)
+            signed = spec.identity and not self.trusted
+            value = self._authorized(spec, payload) if signed else spec.parse(payload)
             with self._bucket_lock:
                 allowed = self._buckets[spec.name].take(self._clock())
             if not allowed:

@@ -84,6 +84,12 @@ class Household:
     def _signed_in(self, event: UserSignedIn) -> frozenset[Aspect]:
         self._present.pop(event.user, None)
         self._present[event.user] = event.time
+        face = self._faces.get(event.face_id)
+        if face is not None and face.user != event.user:
+            # The face's mood may have been reported before it was recognised (or before
+            # the person enrolled): it is theirs now, without waiting for its next change.
+            self._faces[event.face_id] = replace(face, user=event.user)
+            return _PRESENCE | _FACES
         return _PRESENCE
 
     def _signed_out(self, event: UserSignedOut) -> frozenset[Aspect]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge import __version__
-from edge.cli import daemon, measure, mqtt, music, people
+from edge.cli import daemon, measure, mqtt, music, people, player, web
 from edge.cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args, setup_logging
 from edge.errors import ConfigError, FatalError
 
@@ -25,6 +25,8 @@ COMMANDS: tuple[Callable[[Any], None], ...] = (
     daemon.register,  # run, check-config, doctor
     people.register,  # enroll, users, forget
     music.register,  # music scan|like|skip|replay|prefs
+    player.register,  # player play|pause|next|volume (the running daemon)
+    web.register,  # web-password
     mqtt.register,  # ha-remove, mqtt-check
     measure.register,  # bench, eval-emotion, eval-faces
 )

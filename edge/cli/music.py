@@ -147,6 +147,18 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     state = config.state_dir()
+    if args.kind in ("like", "skip") and not (args.track or args.user or args.mood):
+        from edge.web.client import DaemonClient, DaemonError
+
+        client = DaemonClient.find(state)
+        if client is not None:  # the running player records it, and a skip skips
+            action = "LIKE" if args.kind == "like" else "NEXT"
+            try:
+                client.post("/api/player", {"action": action})
+            except (OSError, DaemonError) as err:
+                raise ConfigError(f"the running moodbox refused {args.kind}: {err}") from err
+            print(f"{args.kind}: sent to the running moodbox")
+            return 0
     now: dict[str, Any] = {}
     now_file = state / NOW_PLAYING
     if now_file.is_file():

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     confirm = _confirm_for(args.force)
     if not args.images:
+        from edge.web.client import DaemonClient
+
+        client = DaemonClient.find(config.state_dir())
+        if client is not None:  # the running daemon holds the camera: it enrols
+            return _enroll_through_daemon(client, name, config.identify.enroll_timeout_s)
         return _enroll_from_camera(config, name, confirm)
     embedder = make_embedder(config, threads=1)
     model = embedder_model_id(embedder)
@@ -85,6 +91,34 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         total = store.add_embeddings(name, vectors, model=model)
     print(f"enrolled {name}: {len(chosen)} new sample(s), {total} in all")
     return 0
+
+
+def _enroll_through_daemon(client: Any, name: str, timeout_s: float) -> int:
+    """Ask the running daemon to enrol from its camera; wait for the outcome."""
+    from edge.web.client import DaemonError
+
+    try:
+        before = client.get("/api/enrolment").get("last")
+        client.post("/api/people/enroll", {"name": name})
+        print(f"enrolling {name} (running moodbox): look at the camera", file=sys.stderr)
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s + 10:
+            time.sleep(0.3)
+            view = client.get("/api/enrolment")
+            last = view.get("last")
+            if view.get("active") is None and last and last != before and last.get("user") == name:
+                if not last.get("ok"):
+                    print(f"error: enrolling {name} failed: {last.get('detail')}", file=sys.stderr)
+                    return EXIT_FAILED
+                for other in last.get("also_matches") or []:
+                    print(f"warning: this face already signs in as {other}", file=sys.stderr)
+                print(f"enrolled {name} in {time.monotonic() - started:.1f} s")
+                return 0
+    except (OSError, DaemonError) as err:
+        print(f"error: the running moodbox: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"error: enrolling {name}: no outcome from the running moodbox", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _enroll_from_camera(
@@ -166,16 +200,33 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from edge.history import HistoryStore
     from edge.identify.forget import forget_user
     from edge.identify.store import UserStore
+    from edge.web.client import DaemonClient, DaemonError
 
     config = config_from_args(args)
+    client = DaemonClient.find(config.state_dir())
+    if client is not None:  # the daemon forgets: its gallery, presence and history at once
+        try:
+            client.post("/api/people/forget", {"name": args.name, "confirm": args.name})
+        except (OSError, DaemonError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"forgot {args.name}: every embedding, image and history row of them is deleted")
+        return 0
     with UserStore.in_state_dir(config.state_dir()) as store:
         removed = forget_user(store, args.name)
+    with HistoryStore.in_state_dir(config.state_dir()) as history:
+        # The history names people as the store does (NFC): a second forget cleans up too.
+        history.forget(removed or unicodedata.normalize("NFC", args.name).strip())
     if removed is None:
         print(f"error: nobody called {args.name!r} is enrolled", file=sys.stderr)
         return EXIT_FAILED
-    print(f"forgot {removed}: every embedding, image and music preference of them is deleted")
+    print(
+        f"forgot {removed}: every embedding, image, music preference and history row "
+        "of them is deleted"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -168,6 +169,33 @@ class IdentityStage:
             self._requests.put(("forget", removed))
             logger.info("forgot user %s", removed)
         return removed is not None
+
+    def rename(self, old: str, new: str) -> bool:
+        """Rename an enrolled person; False if nobody is called ``old`` (ValueError: bad
+        or taken ``new``). ``old`` signs out; the face signs in again by its new name."""
+        renamed = self.store.rename(old, new)
+        if renamed:
+            self._requests.put(("rename", old.strip()))
+            logger.info("renamed user %s to %s", old, new)
+        return renamed
+
+    def enrolment_progress(self) -> dict[str, Any] | None:
+        """The camera enrolment under way (loop thread), else None: its name, good samples
+        so far and wanted, start and time limit, and why frames were refused (reason →
+        count, the most frequent as ``problem``)."""
+        session = self._session
+        if session is None:
+            return None
+        problems = dict(session.problems)
+        return {
+            "name": session.name,
+            "samples": len(session.candidates),
+            "wanted": session.samples,
+            "started": session.started,
+            "timeout_s": session.timeout_s,
+            "problem": max(problems, key=lambda p: problems[p]) if problems else None,
+            "problems": problems,
+        }
 
     # The loop thread.
 

@@ -300,6 +300,24 @@ class UserStore:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return bool(deleted)
 
+    def rename(self, old: str, new: str) -> bool:
+        """Give ``old``'s samples the name ``new``; False if ``old`` is unknown.
+
+        ValueError if ``new`` is not a valid name or someone already has it.
+        """
+        new = check_name(new)
+        with self._lock, self._transaction() as db:
+            # Names compare as fold_name does (any case, any Unicode form), so a rename
+            # that only changes case is allowed and one onto another's name is not.
+            taken = db.execute("SELECT fold FROM users WHERE fold = ?", (fold_name(new),))
+            if taken.fetchone() and fold_name(new) != fold_name(old):
+                raise ValueError(f"{new!r} is already enrolled")
+            renamed = db.execute(
+                "UPDATE users SET name = ?, fold = ? WHERE fold = ?",
+                (new, fold_name(new), fold_name(old)),
+            ).rowcount
+        return bool(renamed)
+
     def touch(self, name: str, now: float) -> None:
         """Record that ``name`` was just recognised."""
         with self._lock, self._transaction() as db:

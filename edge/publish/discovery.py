@@ -3,12 +3,17 @@
 The payload (``dev``, ``o``, ``cmps``) describes every entity of this moodbox
 at once. Home Assistant's MQTT integration has no media_player platform, so
 the player is buttons (play, pause, next, like), a select (mood override), a
-number (volume) and a switch (auto). An empty retained payload on the same
-topic removes the device (``moodbox ha-remove``).
+number (volume) and a switch (auto); each enrolled person has a presence
+``binary_sensor``, added and removed with enrolment. An empty retained payload
+on the same topic removes the device (``moodbox ha-remove``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,10 +179,42 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 
+def person_key(person: str) -> str:
+    """The component key of ``person``'s presence sensor: readable, and distinct for names
+    that differ only in case or punctuation (a short hash of the exact name)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", person.lower()).strip("_")[:24] or "person"
+    return f"present_{slug}_{hashlib.sha256(person.encode()).hexdigest()[:6]}"
+
+
+def presence_component(prefix: str, base_id: str, person: str) -> dict[str, Any]:
+    """A ``binary_sensor`` (device_class presence) that is on while ``person`` is signed in."""
+    key = person_key(person)
+    return {
+        "p": "binary_sensor",
+        "name": f"{person} present",
+        "unique_id": f"{base_id}_{key}",
+        "device_class": "presence",
+        "state_topic": TOPIC["presence"].full(prefix),
+        # The name as a JSON string is a valid Jinja string literal, whatever it holds.
+        "value_template": "{{ 'ON' if " + json.dumps(person) + " in value_json.users else 'OFF' }}",
+    }
+
+
 def build_discovery(
-    prefix: str, device_id: str, *, name: str | None = None, version: str = __version__
+    prefix: str,
+    device_id: str,
+    *,
+    name: str | None = None,
+    version: str = __version__,
+    people: Sequence[str] = (),
+    removed: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The device discovery payload for the topics under ``prefix``."""
+    """The device discovery payload for the topics under ``prefix``.
+
+    ``people``: the enrolled people, one presence sensor each; ``removed``: people
+    forgotten (or renamed) since the last payload, whose sensors Home Assistant
+    deletes when their component comes with its platform alone.
+    """
     base_id = node_id(device_id)
     components: dict[str, dict[str, Any]] = {}
     for entity in ENTITIES:
@@ -190,6 +227,10 @@ def build_discovery(
         for option, topic_key in entity.topics.items():
             component[option] = TOPIC[topic_key].full(prefix)
         components[entity.key] = component
+    for person in removed:
+        components[person_key(person)] = {"p": "binary_sensor"}
+    for person in people:
+        components[person_key(person)] = presence_component(prefix, base_id, person)
     return {
         "dev": {
             "ids": [base_id],

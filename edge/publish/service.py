@@ -25,6 +25,7 @@ from edge.events import (
     FaceLost,
     MoodChanged,
     PlayerState,
+    StatusChanged,
     TrackStarted,
     UserForgotten,
     UserSignedIn,
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 CPU_TEMP_FILE = Path("/sys/class/thermal/thermal_zone0/temp")
 _PLAYER_FIELDS = ("state", "title", "artist", "mood", "user")
+PEOPLE_CHECK_S = 5.0
 
 
 def _json(data: Any) -> str:
@@ -173,6 +175,7 @@ class MqttService:
         discovery_min_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         cpu_temp: Callable[[], float | None] = read_cpu_temp,
+        people: Callable[[], list[str]] | None = None,
     ) -> None:
         self.publisher = publisher
         self.prefix = prefix
@@ -197,6 +200,11 @@ class MqttService:
         self._cpu_temp = cpu_temp
         self._next_stats = 0.0
         self._last: dict[str, str] = {}
+        # Enrolled people, for their presence sensors: read at start, after an enrolment
+        # and every PEOPLE_CHECK_S (the CLI may enrol or forget beside the daemon).
+        self._people = people
+        self._announced: list[str] = []
+        self._next_people_check = 0.0
 
     @classmethod
     def from_config(
@@ -207,6 +215,7 @@ class MqttService:
         controls: Controls | None = None,
         household: Household | None = None,
         publisher: Publisher | None = None,
+        people: Callable[[], list[str]] | None = None,
     ) -> MqttService:
         mqtt_config = config.mqtt
         authority = None
@@ -233,6 +242,7 @@ class MqttService:
             command_max_bytes=mqtt_config.command_max_bytes,
             authority=authority,
             discovery_min_interval_s=mqtt_config.discovery_min_interval_s,
+            people=people,
         )
 
     # --- Service ---
@@ -242,6 +252,8 @@ class MqttService:
         if self.discovery_prefix:
             subscriptions.append(birth_topic(self.discovery_prefix))
         self.publisher.start(self._on_message, subscriptions)
+        self._announced = self._read_people()
+        self._next_people_check = self._clock() + PEOPLE_CHECK_S
         self.publish_discovery()
         for key, payload in household_payloads(self.household, ("faces", "presence")).items():
             self._state(key, payload)
@@ -257,6 +269,8 @@ class MqttService:
                 _json({"type": event.type, "event_type": event.type, **data}),
                 qos=TOPIC["events"].qos,
             )
+        if isinstance(event, StatusChanged) and event.component == "enrolment" and event.ok:
+            self._next_people_check = 0.0  # a new person: their sensor goes out on this poll
         if self._own_household:
             self.household.apply(event)
         aspects = _ASPECTS.get(type(event), ())
@@ -266,6 +280,14 @@ class MqttService:
     def poll(self, now: float) -> None:
         if self.dispatcher.run_pending():
             self._refresh_control_state()
+            self._next_people_check = 0.0  # an enrol or forget command may have run
+        if self._people is not None and self._clock() >= self._next_people_check:
+            self._next_people_check = self._clock() + PEOPLE_CHECK_S
+            people = self._read_people()
+            if people != self._announced:
+                removed = sorted(set(self._announced) - set(people))
+                self._announced = people
+                self.publish_discovery(removed=removed)
         if self._clock() >= self._next_stats:
             self._next_stats = self._clock() + self.stats_interval_s
             self.publish_stats()
@@ -284,10 +306,21 @@ class MqttService:
 
     # --- helpers ---
 
-    def publish_discovery(self) -> None:
+    def _read_people(self) -> list[str]:
+        if self._people is None:
+            return []
+        try:
+            return sorted(self._people())
+        except Exception:  # a store error must not stop publishing
+            logger.exception("reading the enrolled people failed")
+            return self._announced
+
+    def publish_discovery(self, removed: list[str] | None = None) -> None:
         if not self.discovery_prefix:
             return
-        payload = build_discovery(self.prefix, self.device_id)
+        payload = build_discovery(
+            self.prefix, self.device_id, people=self._announced, removed=removed or ()
+        )
         self.publisher.publish(
             discovery_topic(self.discovery_prefix, self.device_id),
             _json(payload),

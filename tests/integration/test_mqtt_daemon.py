@@ -16,6 +16,7 @@ from edge.config import load_config
 from edge.control import RemoteControls
 from edge.music.controller import MusicController
 from edge.publish.service import MqttService
+from edge.web.commands import IdentityWithHistory
 
 PREFIX = "moodbox/moodbox"  # moodbox/<general.device_id>, with the id set to moodbox
 
@@ -77,7 +78,9 @@ def test_build_routes_commands_to_music_and_identity(
         mqtt = next(s for s in services if isinstance(s, MqttService))
         controls = mqtt.controls
         assert isinstance(controls, RemoteControls)
-        assert controls.identity is app.pipeline.identity is not None
+        # The identity stage, wrapped so that a forget also erases the person's history.
+        assert isinstance(controls.identity, IdentityWithHistory)
+        assert controls.identity.identity is app.pipeline.identity is not None
         music = next(s for s in services if isinstance(s, MusicController))
         assert controls.music is music
         # MQTT after the parts it drives; both see every event, after the household.

@@ -227,3 +227,37 @@ def test_topic_prefix_must_not_hold_wildcards(tmp_path: Path, clean_env: None) -
             load_config(write_config(tmp_path, f"mqtt:\n  topic_prefix: '{bad}'\n"), environ={})
     config = load_config(write_config(tmp_path, "mqtt:\n  topic_prefix: home/box\n"), environ={})
     assert config.mqtt.topic_prefix == "home/box"
+
+
+def test_each_enrolled_person_has_a_presence_sensor_added_and_removed_with_enrolment(
+    mosquitto: MosquittoBroker,
+) -> None:
+    from mqtt_broker import poll_until
+
+    from edge.publish.discovery import person_key
+
+    payload = build_discovery(PREFIX, "test", people=["Ada L"], removed=["Bob"])
+    sensor = payload["cmps"][person_key("Ada L")]
+    assert sensor["p"] == "binary_sensor" and sensor["device_class"] == "presence"
+    assert sensor["state_topic"] == TOPIC["presence"].full(PREFIX)
+    assert sensor["value_template"] == """{{ 'ON' if "Ada L" in value_json.users else 'OFF' }}"""
+    assert payload["cmps"][person_key("Bob")] == {"p": "binary_sensor"}  # HA deletes it
+    assert person_key("Ada L") != person_key("ada_l") and OBJECT_ID.match(person_key("Ada L"))
+
+    people = ["alice"]
+    topic = discovery_topic("homeassistant", "test")
+    recorder = Recorder(mosquitto, topic)
+    service, _ = started_service(mosquitto, people=lambda: list(people))
+    try:
+        first = json.loads(recorder.topic(topic).text)["cmps"]
+        assert first[person_key("alice")]["name"] == "alice present"
+        n = recorder.count()
+        people[:] = ["bob"]  # alice forgotten, bob enrolled (by the CLI, beside the daemon)
+        service._next_people_check = 0.0  # the periodic check, now
+        assert poll_until(service, lambda: recorder.count() > n)
+        again = json.loads(recorder.messages[-1].text)["cmps"]
+        assert again[person_key("alice")] == {"p": "binary_sensor"}
+        assert again[person_key("bob")]["p"] == "binary_sensor"
+    finally:
+        recorder.close()
+        service.stop()
