@@ -106,11 +106,12 @@ def _check_user(args: argparse.Namespace, config: Any) -> str | None:
     """None if ``--user`` is unset or enrolled; else the error line with the valid names."""
     if args.user is None:
         return None
-    from edge.identify.store import UserStore
+    from edge.identify.store import UserStore, fold_name
 
     with UserStore.in_state_dir(config.state_dir()) as store:
         names = [user.name for user in store.users()]
-    if args.user in names:
+    # Names match as the user store matches them: any case, any Unicode form.
+    if fold_name(args.user) in {fold_name(name) for name in names}:
         return None
     known = ", ".join(names) if names else "nobody yet (moodbox enroll NAME)"
     return f"--user {args.user!r} is not enrolled; enrolled: {known}"

@@ -99,3 +99,18 @@ def test_feedback_refuses_a_user_not_enrolled(
         assert main([*command, "--user", "Nobody Enrolled"]) == 2
         err = capsys.readouterr().err
         assert "--user 'Nobody Enrolled' is not enrolled; enrolled: nobody yet" in err
+
+
+def test_feedback_takes_an_enrolled_user_in_any_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from edge.identify.store import UserStore
+
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    with UserStore.in_state_dir(tmp_path / "state") as store:
+        store.add_embeddings("Ada", np.ones((1, 128), dtype=np.float32))
+    assert main(["music", "prefs", "--user", "ADA"]) == 0
+    assert main(["music", "prefs", "--user", "Bob"]) == 2
+    assert "enrolled: Ada" in capsys.readouterr().err
