@@ -13,16 +13,17 @@ a sink's or a service's failure stop the loop.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from edge.camera import FrameSource, open_source
 from edge.config import MoodboxConfig
 from edge.errors import CameraError, EndOfStream
-from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged
+from edge.events import Event, EventSink, JsonLinesSink, LogSink, StatusChanged, TerminalSink
 from edge.household import Household
 from edge.pipeline import Pipeline
 from edge.stats import Stats, peak_rss_mib
@@ -54,12 +55,29 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-def default_sinks(config: MoodboxConfig) -> list[EventSink]:
-    """The terminal sinks: a log line per event, JSON lines on stdout if configured."""
-    sinks: list[EventSink] = [LogSink()]
-    if config.run.events_stdout:
-        sinks.append(JsonLinesSink())
-    return sinks
+def default_sinks(
+    config: MoodboxConfig, *, json_lines: bool = False, stdout: TextIO | None = None
+) -> list[EventSink]:
+    """The one sink that shows each event locally, once.
+
+    With ``run.events_stdout`` events go to stdout: readable lines with a time
+    when it is a terminal, JSON lines when it is piped (or with ``json_lines``,
+    `moodbox run --json`), so a program reading them gets JSON and nothing else.
+    Without it (the installed service) each event is one log line for the journal.
+    """
+    if not config.run.events_stdout:
+        return [LogSink()]
+    stream = stdout or sys.stdout
+    if json_lines or not _is_terminal(stream):
+        return [JsonLinesSink(stdout)]
+    return [TerminalSink(stdout)]
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
 
 
 def build(

@@ -8,21 +8,56 @@ so the repository's config.yaml works from any working directory.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
+import re
+import socket
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from yaml.constructor import ConstructorError
 
 from edge.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 ENV_PREFIX = "MOODBOX_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config.yaml"  # the bundled demo (in a checkout of the repository)
+SYSTEM_CONFIG = Path("/etc/moodbox/config.yaml")  # written by scripts/install-pi
+DEVICE_ID_PATTERN = r"^[a-z0-9_-]{1,32}$"
+
+
+def default_device_id() -> str:
+    """This machine's host name as a device id (see ``device_id_from``).
+
+    Two boxes in one home then get their own MQTT topics and Home Assistant
+    devices without anyone editing a config.
+    """
+    return device_id_from(socket.gethostname())
+
+
+def device_id_from(hostname: str) -> str:
+    """A host name as a device id: its first label, lower case, runs of anything but
+    ``[a-z0-9_-]`` as one ``-``, at most 32 characters; ``moodbox`` if nothing is left."""
+    name = hostname.split(".", maxsplit=1)[0].lower()
+    cleaned = re.sub(r"[^a-z0-9_-]+", "-", name).strip("-_")[:32].strip("-_")
+    return cleaned or "moodbox"
 
 
 def cache_dir() -> Path:
@@ -45,14 +80,16 @@ class GeneralConfig(Section):
     """Identity, storage and logging of this moodbox."""
 
     device_id: str = Field(
-        "moodbox",
-        pattern=r"^[a-z0-9_-]{1,32}$",
-        description="Short id: MQTT topic prefix and Home Assistant device id.",
+        default_factory=default_device_id,
+        pattern=DEVICE_ID_PATTERN,
+        description="Short id: MQTT topic prefix and Home Assistant device id; "
+        "unset: this machine's host name (lower case, [a-z0-9_-]).",
     )
     state_dir: Path = Field(
         Path("~/.local/state/moodbox"),
         description="Where enrolled users and preferences live (SQLite, mode 0700). "
-        "systemd sets $STATE_DIRECTORY, which wins over this.",
+        "systemd sets $STATE_DIRECTORY, which wins over this; unset, $XDG_STATE_HOME/moodbox "
+        "where that variable is set.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the daemon."
@@ -89,6 +126,12 @@ class CameraConfig(Section):
         gt=0,
         description="A source that delivers no frame for this long raises a retryable CameraError.",
     )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        # `source: 0` (a device index) reads as a YAML integer; it means the text "0".
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class DetectConfig(Section):
@@ -515,9 +558,8 @@ class MoodboxConfig(Section):
         return path if path.is_absolute() else (self._base_dir / path).resolve()
 
     def state_dir(self) -> Path:
-        """The state directory, honouring systemd's $STATE_DIRECTORY."""
-        override = os.environ.get("STATE_DIRECTORY")
-        return Path(override.split(":")[0]) if override else self.resolve(self.general.state_dir)
+        """The state directory (see ``resolve_state_dir`` for the order)."""
+        return resolve_state_dir(self, os.environ)
 
     _base_dir: Path = PrivateAttr(default=REPO_ROOT)
 
@@ -595,30 +637,95 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Settings from MOODBOX_<SECTION>_<KEY> variables, values parsed as YAML scalars."""
+    """Settings from MOODBOX_<SECTION>_<KEY> variables, each read as its field's type.
+
+    A variable under a section's prefix that names no setting of it is a typo and
+    an error; any other MOODBOX_* variable that is no setting (a script's own, say)
+    is warned about once and ignored.
+    """
     overrides: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    known = {
-        f"{ENV_PREFIX}{section.upper()}_{key.upper()}": (section, key)
-        for section, field in MoodboxConfig.model_fields.items()
-        for key in field.annotation.model_fields  # type: ignore[union-attr]
-    }
+    sections = _section_fields()
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
-        if name not in known:
-            problems.append(f"{name}: unknown setting (expected {ENV_PREFIX}<SECTION>_<KEY>)")
+        rest = name[len(ENV_PREFIX) :]
+        section = next((s for s in sections if rest.startswith(f"{s.upper()}_")), None)
+        key = rest[len(section) + 1 :].lower() if section else ""
+        if section is None:
+            _warn_once(name)
             continue
-        section, key = known[name]
-        try:
-            value = parse_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        overrides.setdefault(section, {})[key] = value
+        if key not in sections[section]:
+            problems.append(f"{name}: unknown setting{_did_you_mean(section, key, sections)}")
+            continue
+        overrides.setdefault(section, {})[key] = env_value(sections[section][key], raw)
     return overrides, problems
 
 
-# Variables with the prefix that are not settings (secrets are read where used).
+def _section_fields() -> dict[str, dict[str, Any]]:
+    """Section name → {key: the field's declared type}."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, field in MoodboxConfig.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        out[section] = {key: info.annotation for key, info in model.model_fields.items()}
+    return out
+
+
+def _did_you_mean(section: str, key: str, sections: Mapping[str, Mapping[str, Any]]) -> str:
+    keys = list(sections[section])
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean {ENV_PREFIX}{section.upper()}_{close[0].upper()}?)"
+    return f" (settings of {section}: {', '.join(keys)})"
+
+
+def env_value(annotation: Any, raw: str) -> Any:
+    """An environment variable's text as the value for a field of type ``annotation``.
+
+    Scalars stay text and the field's own type converts them (so ``0`` for a
+    string setting is the text "0", and "12.5" for a number is 12.5); an empty
+    value or ``null`` unsets an optional setting; a list setting takes a YAML
+    list (``[a, b]``) or one item, a nested block a YAML mapping (``{a: 1}``).
+    """
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional and raw.strip() in ("", "null", "~"):
+        return None
+    if optional:
+        annotation = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(annotation)
+    if origin in (tuple, list):
+        try:
+            value = parse_yaml(raw) if raw.strip() else []
+        except yaml.YAMLError:
+            value = raw
+        return value if isinstance(value, list) else [raw]
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        try:  # a nested block: a YAML mapping such as {type: mpd, mpd_host: kitchen.local}
+            return parse_yaml(raw)
+        except yaml.YAMLError:
+            return raw
+    return raw
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(name: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning(
+            "%s is not a moodbox setting (those are %s<SECTION>_<KEY>, sections: %s); ignoring it",
+            name,
+            ENV_PREFIX,
+            ", ".join(MoodboxConfig.model_fields),
+        )
+
+
+# Variables with the prefix that are not settings: secrets (read where used), the
+# config file's name, and the project's scripts' own variables.
 _NOT_SETTINGS = frozenset(
     {
         "MOODBOX_MQTT_PASSWORD",
@@ -626,16 +733,67 @@ _NOT_SETTINGS = frozenset(
         "MOODBOX_CONFIG",
         "MOODBOX_COMMAND_KEY",
         "MOODBOX_HOUSEHOLD_KEY",
+        "MOODBOX_INSTALL_ROOT",
+        "MOODBOX_AARCH64_DIR",
     }
 )
+
+
+def resolve_state_dir(config: MoodboxConfig, environ: Mapping[str, str]) -> Path:
+    """Where state lives: systemd's $STATE_DIRECTORY; else ``general.state_dir`` when the
+    config (or its environment variable) sets it; else $XDG_STATE_HOME/moodbox; else
+    the default ``~/.local/state/moodbox``."""
+    override = environ.get("STATE_DIRECTORY")
+    if override:
+        return Path(override.split(":")[0])
+    xdg = environ.get("XDG_STATE_HOME")
+    if "state_dir" not in config.general.model_fields_set and xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "moodbox"
+    return config.resolve(config.general.state_dir)
+
+
+def xdg_config(environ: Mapping[str, str]) -> Path:
+    """$XDG_CONFIG_HOME/moodbox/config.yaml (XDG_CONFIG_HOME defaults to ~/.config)."""
+    base = environ.get("XDG_CONFIG_HOME")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "moodbox" / "config.yaml"
+
+
+def find_config(
+    explicit: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    system_config: Path | None = None,
+) -> tuple[Path, str]:
+    """The config file to read and why: ``--config``, else $MOODBOX_CONFIG, else
+    /etc/moodbox/config.yaml, else $XDG_CONFIG_HOME/moodbox/config.yaml, else the
+    bundled demo. The first two are taken as given (an error names them if they
+    cannot be read); the others only where the file exists."""
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        return Path(explicit), "--config"
+    if environ.get("MOODBOX_CONFIG"):
+        return Path(environ["MOODBOX_CONFIG"]), "$MOODBOX_CONFIG"
+    candidates = (
+        (SYSTEM_CONFIG if system_config is None else system_config, "the system config"),
+        (xdg_config(environ), "the user config ($XDG_CONFIG_HOME)"),
+        (DEFAULT_CONFIG, "the bundled demo config"),
+    )
+    for path, reason in candidates:
+        if path.exists():
+            return path, reason
+    looked = ", ".join(str(path) for path, _ in candidates)
+    raise ConfigError(
+        f"no config file: pass --config FILE or set $MOODBOX_CONFIG (looked in {looked})"
+    )
 
 
 def load_config(
     path: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> MoodboxConfig:
     """Load, merge environment overrides, validate; raise ConfigError listing every problem."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
     environ = os.environ if environ is None else environ
+    path = Path(path) if path is not None else find_config(environ=environ)[0]
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:

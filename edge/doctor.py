@@ -191,6 +191,32 @@ def check_audio(config: MoodboxConfig) -> list[Result]:
     ]
 
 
+def check_music(config: MoodboxConfig) -> list[Result]:
+    """The music folders hold something to play (the daemon would stay silent)."""
+    if not config.music.enabled:
+        return [Result("music", Status.SKIP, "music.enabled is false")]
+    from edge.music.library import AUDIO_SUFFIXES
+
+    folders = [config.resolve(folder) for folder in config.music.folders]
+    count = 0
+    for folder in folders:
+        if folder.is_dir():
+            count += sum(
+                1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+            )
+    names = ", ".join(str(folder) for folder in folders)
+    if count == 0:
+        return [
+            Result(
+                "music",
+                Status.FAIL,
+                f"no music in {names}: copy mp3, ogg, wav or flac files there (a folder per "
+                f"mood places them, e.g. {folders[0]}/happy/), then run `moodbox music scan`",
+            )
+        ]
+    return [Result("music", Status.PASS, f"{count} audio file(s) in {names}")]
+
+
 def check_mpd(config: MoodboxConfig) -> list[Result]:
     """music.player.type mpd: the server accepts the connection (and the password)."""
     from edge.music.mpd import read_password
@@ -365,6 +391,7 @@ CHECKS: tuple[tuple[str, Callable[[MoodboxConfig], list[Result]]], ...] = (
     ("models", check_models),
     ("camera", check_camera),
     ("audio", check_audio),
+    ("music", check_music),
     ("broker", check_broker),
     ("broker access", check_broker_access),
     ("disk", check_disk),

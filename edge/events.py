@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TextIO
@@ -146,6 +147,30 @@ class PlayerState(Event):
     volume: int
 
 
+@dataclass(frozen=True, slots=True)
+class EnrolmentStarted(Event):
+    """A camera enrolment began (``moodbox enroll`` or ``<prefix>/enroll/set``)."""
+
+    type: ClassVar[str] = "enrolment_started"
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentFinished(Event):
+    """A camera enrolment ended: ``ok`` with the samples stored, or the reason it failed.
+
+    ``also_matches`` names enrolled people the new face already resembled (the
+    same face under two names signs in as whichever matches best).
+    """
+
+    type: ClassVar[str] = "enrolment_finished"
+    user: str
+    ok: bool
+    samples: int
+    reason: str | None = None
+    also_matches: tuple[str, ...] = ()
+
+
 def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
 
@@ -168,17 +193,80 @@ class JsonLinesSink:
         stream.flush()
 
 
-class LogSink:
-    """Events as one log line each."""
+def _face(face_id: int, user: str | None) -> str:
+    return f"face {face_id}" + (f" ({user})" if user else "")
+
+
+def _mood_changed(e: MoodChanged) -> str:
+    share = e.probabilities.get(e.mood)
+    percent = f" {100 * share:.0f}%" if share is not None else ""
+    was = f" (was {e.previous})" if e.previous else ""
+    return f"{_face(e.face_id, e.user)}: mood {e.mood}{percent}{was}"
+
+
+def _status(e: StatusChanged) -> str:
+    return f"{e.component} {'ok' if e.ok else 'lost'}" + (f": {e.detail}" if e.detail else "")
+
+
+def _track(e: TrackStarted) -> str:
+    listener = f", for {e.user}" if e.user else ""
+    return f"playing {e.title} – {e.artist}" + (f" ({e.mood}{listener})" if e.mood else "")
+
+
+def _player(e: PlayerState) -> str:
+    if e.state == "unavailable":
+        return "player unavailable"
+    what = f": {e.title} – {e.artist}" if e.title else ""
+    return f"player {e.state}{what}, volume {e.volume}%"
+
+
+def _enrolment_finished(e: EnrolmentFinished) -> str:
+    also = f" (also looks like {', '.join(e.also_matches)})" if e.also_matches else ""
+    if e.ok:
+        return f"enrolled {e.user}: {e.samples} sample(s){also}"
+    return f"enrolling {e.user} failed: {e.reason}{also}"
+
+
+# One readable line per event type (an unknown type falls back to its JSON).
+DESCRIBE: dict[type[Event], Callable[[Any], str]] = {
+    MoodChanged: _mood_changed,
+    MoodSustained: lambda e: f"{_face(e.face_id, e.user)}: mood {e.mood} sustained",
+    FaceLost: lambda e: (
+        f"{_face(e.face_id, e.user)} left" + (f" (last mood {e.last_mood})" if e.last_mood else "")
+    ),
+    StatusChanged: _status,
+    UserSignedIn: lambda e: f"{e.user} signed in (face {e.face_id})",
+    UserSignedOut: lambda e: f"{e.user} signed out",
+    UnknownFace: lambda e: f"face {e.face_id}: nobody enrolled",
+    TrackStarted: _track,
+    PlayerState: _player,
+    EnrolmentStarted: lambda e: f"enrolling {e.user}: look at the camera",
+    EnrolmentFinished: _enrolment_finished,
+}
+
+
+def describe(event: Event) -> str:
+    """The event as one readable line, without its time."""
+    render = DESCRIBE.get(type(event))
+    return render(event) if render else f"{event.type}: {event.to_json()}"
+
+
+class TerminalSink:
+    """Events as readable lines with the local time of day, for a person at a terminal:
+    ``07:34:25 face 1 (alice): mood happy 81%``."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, MoodChanged):
-            logger.info(
-                "face %d%s: mood %s (%.0f%%)",
-                event.face_id,
-                f" ({event.user})" if event.user else "",
-                event.mood,
-                100 * event.probabilities[event.mood],
-            )
-        else:
-            logger.info("%s: %s", event.type, event.to_json())
+        stream = self._stream or sys.stdout
+        stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+        stream.write(f"{stamp} {describe(event)}\n")
+        stream.flush()
+
+
+class LogSink:
+    """Events as one readable log line each (the journal stamps the time)."""
+
+    def emit(self, event: Event) -> None:
+        logger.info("%s", describe(event))

@@ -56,6 +56,10 @@ def daemon_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         SDL_VIDEODRIVER="dummy",
         STATE_DIRECTORY=str(tmp_path / "state"),
         PYTHONUNBUFFERED="1",
+        # The repository's demo config, not one in the developer's ~/.config; and the
+        # topics the tests subscribe to, not ones named after this machine.
+        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
+        MOODBOX_GENERAL_DEVICE_ID="moodbox",
     )
     env.update(extra)
     return env

@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
+        if err.problems != [str(err)]:  # a single problem is the message itself
+            for problem in err.problems:
+                print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
     except FatalError as err:
         print(f"error: {err}", file=sys.stderr)

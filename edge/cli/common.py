@@ -8,13 +8,37 @@ import os
 import sys
 from pathlib import Path
 
-from edge.config import DEFAULT_CONFIG, MoodboxConfig, load_config
+from edge.config import MoodboxConfig, find_config, load_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and failed (no broker, no usable face, a fatal error)
 EXIT_USAGE = 2  # bad arguments or an invalid config: fix the input and run again
 
-CONFIG_HELP = f"config file (default: $MOODBOX_CONFIG, else {DEFAULT_CONFIG})"
+CONFIG_HELP = (
+    "config file (default: $MOODBOX_CONFIG, else /etc/moodbox/config.yaml, else "
+    "$XDG_CONFIG_HOME/moodbox/config.yaml, else the bundled demo config; "
+    "`moodbox check-config` says which one it reads)"
+)
+
+
+class HelpFormat(argparse.HelpFormatter):
+    """Help that shows each argument's default, where it has one the text does not name."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or (not action.option_strings and action.nargs not in ("?", "*"))
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+HELP_FORMAT = HelpFormat
 
 
 def config_parent() -> argparse.ArgumentParser:
@@ -25,12 +49,8 @@ def config_parent() -> argparse.ArgumentParser:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    """The file --config names, else $MOODBOX_CONFIG, else the default."""
-    explicit: Path | None = getattr(args, "config", None)
-    if explicit is not None:
-        return explicit
-    from_env = os.environ.get("MOODBOX_CONFIG")
-    return Path(from_env) if from_env else DEFAULT_CONFIG
+    """The file --config names, else the first of the lookup order (``find_config``)."""
+    return find_config(getattr(args, "config", None))[0]
 
 
 def config_from_args(args: argparse.Namespace) -> MoodboxConfig:
@@ -39,7 +59,17 @@ def config_from_args(args: argparse.Namespace) -> MoodboxConfig:
 
 
 def setup_logging(level: str = "INFO") -> None:
-    # Logs go to stderr so stdout carries only JSON events; journald adds timestamps.
+    """Log lines on stderr (stdout carries the events), each with its time of day.
+
+    Under systemd the journal stamps every line itself, so a second time would
+    only be noise there: $JOURNAL_STREAM says that stderr goes to the journal.
+    """
+    in_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+        level=level,
+        stream=sys.stderr,
+        format=fmt if in_journal else "%(asctime)s " + fmt,
+        datefmt="%H:%M:%S",
+        force=True,
     )

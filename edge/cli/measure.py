@@ -12,6 +12,7 @@ from typing import Any
 
 from edge.cli.common import (
     EXIT_USAGE,
+    HELP_FORMAT,
     config_from_args,
     config_parent,
     config_path,
@@ -158,6 +159,10 @@ def register(sub: Any) -> None:
         "bench",
         parents=[config],
         help="per-stage latency, fps, CPU, memory, start-up; the fer baseline",
+        description="Benchmark the pipeline on the replay clip: latency per stage, fps, "
+        "CPU at the paced frame rate, memory, start-up time, and the same for the fer "
+        'baseline where its environment exists (README "Performance").',
+        formatter_class=HELP_FORMAT,
     )
     bench.add_argument("--frames", type=int, default=300, help="frames per throughput run")
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -179,12 +184,24 @@ def register(sub: Any) -> None:
     bench.set_defaults(func=cmd_bench)
 
     ev = sub.add_parser(
-        "eval-emotion", parents=[config], help="accuracy of the emotion model on DIR/<class>/*"
+        "eval-emotion",
+        parents=[config],
+        help="accuracy of the emotion model on DIR/<class>/*",
+        description="Accuracy, per-class recall and the confusion matrix of the configured "
+        "emotion model on a folder of class folders (DIR/happy/*.png, DIR/sad/*, ...).",
+        formatter_class=HELP_FORMAT,
     )
-    ev.add_argument("directory", type=Path)
+    ev.add_argument(
+        "directory",
+        type=Path,
+        metavar="DIR",
+        help="folder with one folder of face images per emotion",
+    )
     ev.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    ev.add_argument("--plot", type=Path, help="write a confusion-matrix PNG")
-    ev.add_argument("--title", help="title of the plot")
+    ev.add_argument(
+        "--plot", type=Path, metavar="FILE", help="write a confusion-matrix PNG (needs matplotlib)"
+    )
+    ev.add_argument("--title", help="title of the plot (default: none)")
     ev.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -197,8 +214,14 @@ def register(sub: Any) -> None:
         "eval-faces",
         parents=[config],
         help="face verification accuracy (LFW pairs) and household simulation",
+        description="Face verification on LFW-format pairs (10-fold accuracy, TAR at FAR "
+        "0.1%%) and an open-set household simulation over every identity under --images "
+        "(false and correct sign-ins).",
+        formatter_class=HELP_FORMAT,
     )
-    faces.add_argument("--pairs", type=Path, help="pairs file in LFW format")
+    faces.add_argument(
+        "--pairs", type=Path, help="pairs file in LFW format (without it: no pairs test)"
+    )
     faces.add_argument(
         "--images", type=Path, required=True, help="image folder (lfw/, orl/, yalefaces/)"
     )
@@ -206,14 +229,16 @@ def register(sub: Any) -> None:
     faces.add_argument("--people", type=int, default=6, help="household: people enrolled")
     faces.add_argument("--shots", type=int, default=4, help="household: images per enrolled person")
     faces.add_argument("--trials", type=int, default=20, help="household: random households")
-    faces.add_argument("--no-household", action="store_true", help="pairs only")
+    faces.add_argument(
+        "--no-household", action="store_true", help="pairs only: skip the household simulation"
+    )
     faces.add_argument(
         "--cache",
         type=Path,
         default=None,
         help="embedding cache folder (default: $XDG_CACHE_HOME/moodbox/embeddings)",
     )
-    faces.add_argument("--no-cache", action="store_true")
+    faces.add_argument("--no-cache", action="store_true", help="embed every image afresh")
     faces.add_argument(
         "--repeats", type=int, default=100, help="timed embeddings (median ms reported)"
     )

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from edge.cli.common import EXIT_FAILED, config_from_args, config_parent
+from edge.cli.common import EXIT_FAILED, HELP_FORMAT, config_from_args, config_parent
 from edge.publish.contract import TOPICS
 from edge.publish.discovery import discovery_topic
 from edge.publish.mqtt import BrokerSettings, make_client, topic_prefix
@@ -88,6 +88,10 @@ def register(subparsers: Any) -> None:
         "ha-remove",
         parents=[config],
         help="remove this moodbox from Home Assistant (empty retained discovery)",
+        description="Remove this moodbox's device from Home Assistant: an empty retained "
+        "discovery payload on its discovery topic. Run it with the daemon stopped, or the "
+        "device comes back when Home Assistant restarts.",
+        formatter_class=HELP_FORMAT,
     )
     remove.add_argument(
         "--purge-state", action="store_true", help="also clear the retained state topics"
@@ -99,8 +103,17 @@ def register(subparsers: Any) -> None:
         "mqtt-check",
         parents=[config],
         help="connect to the broker and print this moodbox's retained topics",
+        description="Connect with the configured broker settings (host, port, user, "
+        "password, TLS) and print every retained topic under this moodbox's prefix: a "
+        "check of a broker, credentials or TLS from the box.",
+        formatter_class=HELP_FORMAT,
     )
-    check.add_argument("--seconds", type=float, default=1.0, help="how long to listen")
+    check.add_argument(
+        "--seconds",
+        type=float,
+        default=1.0,
+        help="how long to listen for retained messages, seconds",
+    )
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     check.set_defaults(func=cmd_mqtt_check)
 
@@ -108,7 +121,13 @@ def register(subparsers: Any) -> None:
         "sign-command",
         parents=[config],
         help="print a signed enroll/forget payload (key: $MOODBOX_COMMAND_KEY or the credential)",
+        description="Print the JSON payload of a signed enroll or forget command for "
+        "<prefix>/<command>/set, signed with the command key ($MOODBOX_COMMAND_KEY or "
+        "$CREDENTIALS_DIRECTORY/command_key); valid for mqtt.command_window_s.",
+        formatter_class=HELP_FORMAT,
     )
-    sign.add_argument("command_name", choices=("enroll", "forget"))
-    sign.add_argument("name")
+    sign.add_argument(
+        "command_name", choices=("enroll", "forget"), metavar="COMMAND", help="enroll or forget"
+    )
+    sign.add_argument("name", metavar="NAME", help="the person's name")
     sign.set_defaults(func=cmd_sign_command)

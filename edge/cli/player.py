@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from edge.cli.common import EXIT_FAILED, config_from_args, config_parent
+from edge.cli.common import EXIT_FAILED, EXIT_USAGE, HELP_FORMAT, config_from_args, config_parent
 
 
 def cmd_player(args: argparse.Namespace) -> int:
@@ -36,14 +36,40 @@ def cmd_player(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     config = config_parent()
-    player = sub.add_parser("player", help="play, pause, skip or set the volume of the daemon")
-    actions = player.add_subparsers(dest="action", required=True)
+    player = sub.add_parser(
+        "player",
+        help="play, pause, skip or set the volume of the daemon",
+        description="Drive the running daemon's player (through its web app's local API).",
+        formatter_class=HELP_FORMAT,
+    )
+    # Without a subcommand: this command's help, not argparse's "required" error.
+    player.set_defaults(func=lambda _args: _usage(player))
+    actions = player.add_subparsers(dest="action", metavar="ACTION")
     for action, text in (
         ("play", "play (or resume)"),
         ("pause", "pause"),
         ("next", "skip to another track (remembered as a skip)"),
     ):
-        actions.add_parser(action, parents=[config], help=text).set_defaults(func=cmd_player)
-    volume = actions.add_parser("volume", parents=[config], help="set the volume, 0–100")
-    volume.add_argument("value", type=int, choices=range(101), metavar="N")
+        actions.add_parser(
+            action,
+            parents=[config],
+            help=text,
+            description=f"The running daemon's player: {text}.",
+            formatter_class=HELP_FORMAT,
+        ).set_defaults(func=cmd_player)
+    volume = actions.add_parser(
+        "volume",
+        parents=[config],
+        help="set the volume, 0–100",
+        description="Set the running daemon's volume, in percent.",
+        formatter_class=HELP_FORMAT,
+    )
+    volume.add_argument(
+        "value", type=int, choices=range(101), metavar="N", help="the volume, 0 to 100"
+    )
     volume.set_defaults(func=cmd_player)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE

@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import Any
 
-from edge.cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args, config_parent
+from edge.cli.common import EXIT_FAILED, EXIT_USAGE, HELP_FORMAT, config_from_args, config_parent
 
 
 def cmd_web_password(args: argparse.Namespace) -> int:
@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
         "web-password",
         parents=[config_parent()],
         help="set the household password of the web app (stored as a salted hash)",
+        description="Set the password that signs the household in to the web app; it is "
+        "stored as a salted scrypt hash in the state directory, readable by this user only.",
+        formatter_class=HELP_FORMAT,
     )
     password.add_argument(
         "--stdin", action="store_true", help="read the password from one line of standard input"

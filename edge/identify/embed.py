@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,29 @@ class FaceEmbedder(Protocol):
 
     def embed(self, face: np.ndarray) -> np.ndarray:
         """A float32 vector of length ``dim`` with norm 1."""
+
+
+def model_id(model: Path) -> str:
+    """Which embedding model a vector came from: ``sha256:`` and 16 hex digits of the file.
+
+    The user store keeps it with each embedding, so that a new model never has its
+    vectors compared with another model's (they live in different spaces).
+    """
+    digest = hashlib.sha256()
+    with Path(model).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def embedder_model_id(embedder: FaceEmbedder) -> str | None:
+    """The embedder's ``model_id``; None for one that does not say (a test double),
+    whose vectors are then compared with every stored one."""
+    value = getattr(embedder, "model_id", None)
+    return value if isinstance(value, str) else None
+
+
+REENROL_HINT = "re-enrol: moodbox forget {name} && moodbox enroll {name}"
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -69,6 +93,7 @@ class TFLiteFaceEmbedder:
         self._input = inputs[0]
         self._output = outputs[0]
         self.dim = int(outputs[0]["shape"][1])
+        self.model_id = model_id(model_path)
 
     def embed(self, face: np.ndarray) -> np.ndarray:
         if face.shape != (SIZE, SIZE, 3):

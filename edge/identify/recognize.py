@@ -45,6 +45,25 @@ class Gallery:
         return np.asarray(np.asarray(vectors, dtype=np.float32) @ self.means.T)
 
 
+def resembling(
+    vectors: np.ndarray, gallery: Gallery, *, threshold: float, besides: str
+) -> list[str]:
+    """Enrolled people other than ``besides`` whom the mean of ``vectors`` would sign in
+    as (cosine similarity to their average at least ``threshold``), best match first.
+
+    Enrolling one face under a second name is almost always a mistake: afterwards
+    the face signs in as whichever name matches it best.
+    """
+    if not len(gallery) or not len(vectors):
+        return []
+    mean = normalise(normalise(np.asarray(vectors)).mean(0))
+    scores = gallery.scores(mean)
+    order = np.argsort(-scores)
+    return [
+        gallery.names[i] for i in order if scores[i] >= threshold and gallery.names[i] != besides
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A track's identity: ``user`` None means unknown (or not decided yet)."""

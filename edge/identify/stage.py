@@ -25,18 +25,19 @@ import numpy as np
 from edge.camera import Frame
 from edge.config import IdentifyConfig, MoodboxConfig
 from edge.events import (
+    EnrolmentFinished,
+    EnrolmentStarted,
     Event,
-    StatusChanged,
     UnknownFace,
     UserForgotten,
     UserSignedIn,
     UserSignedOut,
 )
 from edge.identify.align import align_face
-from edge.identify.embed import FaceEmbedder, mirrored
+from edge.identify.embed import REENROL_HINT, FaceEmbedder, embedder_model_id, mirrored
 from edge.identify.enroll import EnrolmentSession, Quality, Sample, measure_quality
-from edge.identify.recognize import Gallery, Presence, Recognizer
-from edge.identify.store import UserStore, check_name
+from edge.identify.recognize import Gallery, Presence, Recognizer, resembling
+from edge.identify.store import UserStore, check_name, fold_name
 from edge.identify.worker import EmbeddingWorker, EmbedJob
 from edge.stats import Stats
 from edge.track import FaceTrack
@@ -44,6 +45,10 @@ from edge.track import FaceTrack
 logger = logging.getLogger(__name__)
 
 RELOAD_CHECK_S = 2.0  # how often to look for users enrolled or forgotten by another process
+
+# Asked at the end of a camera enrolment whose face already signs in as someone else:
+# (name, [the others]) → store it anyway? Without one, it is stored with a warning.
+Confirm = Callable[[str, list[str]], bool]
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class IdentityStage:
         self.presence = Presence(sign_out_after_s=config.sign_out_after_s)
         self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._session: EnrolmentSession | None = None
+        self._confirm: dict[str, Confirm] = {}
+        self.model_id = embedder_model_id(embedder)
+        self._warned_models: set[str] = set()
         self._reported_unknown: set[int] = set()
         self._active: set[int] = set()  # tracks seen and not yet expired
         self._worker = EmbeddingWorker(embedder) if config.background else None
@@ -113,23 +121,44 @@ class IdentityStage:
         return stage
 
     def reload(self) -> set[str]:
-        """Re-read the enrolled users from the store; the names that are gone since."""
+        """Re-read the enrolled users from the store (only vectors of this embedder's
+        model); the names that are gone since."""
         before = set(self._enrolled)
-        embeddings = self.store.embeddings()
+        embeddings = self.store.embeddings(self.model_id)
         self._enrolled = {user.name for user in self.store.users()}
         self.recognizer.set_gallery(Gallery.from_embeddings(embeddings))
         logger.info("face sign-in: %d enrolled user(s)", len(self.recognizer.gallery))
+        if self.model_id is not None:
+            self._warn_other_models(self.model_id)
         return before - self._enrolled
+
+    def _warn_other_models(self, model_id: str) -> None:
+        for name, models in sorted(self.store.other_models(model_id).items()):
+            if name not in self._warned_models:
+                self._warned_models.add(name)
+                logger.warning(
+                    "user %s was enrolled with another face model (%s, this one is %s); "
+                    "those samples are not compared: %s",
+                    name,
+                    ", ".join(sorted(models)),
+                    model_id,
+                    REENROL_HINT.format(name=name),
+                )
 
     # Requests from any thread (MQTT commands, CLI).
 
-    def enroll_from_camera(self, name: str) -> None:
+    def enroll_from_camera(self, name: str, *, confirm: Confirm | None = None) -> None:
         """Start enrolling the single visible face as ``name`` (non-blocking).
 
         The next few good frames are collected on the loop thread; the outcome is
-        logged and emitted as a ``status`` event of component ``enrolment``.
+        logged and emitted as ``enrolment_started`` and ``enrolment_finished``
+        events. If the face already signs in as someone else, ``confirm`` decides
+        whether it is stored (without it: stored, with a warning).
         """
-        self._requests.put(("enroll", check_name(name)))
+        name = check_name(name)
+        if confirm is not None:
+            self._confirm[name] = confirm
+        self._requests.put(("enroll", name))
 
     def forget(self, name: str) -> bool:
         """Delete ``name`` and every trace of them; False if nobody had that name."""
@@ -295,6 +324,7 @@ class IdentityStage:
                     samples=self.config.enroll_samples,
                     timeout_s=self.config.enroll_timeout_s,
                 )
+                events.append(EnrolmentStarted(time=stamp, user=name))
             else:
                 self.reload()
                 self._data_version = self.store.data_version()
@@ -312,11 +342,35 @@ class IdentityStage:
 
     def _finish_enrolment(self, session: EnrolmentSession, stamp: float) -> list[Event]:
         self._session = None
+        confirm = self._confirm.pop(session.name, None)
         samples, error = session.result()
+        also: list[str] = []
+        if error is None:
+            vectors = np.stack([s.vector for s in samples])
+            also = [
+                name  # the same person under another spelling is not someone else
+                for name in resembling(
+                    vectors,
+                    self.recognizer.gallery,
+                    threshold=self.config.threshold,
+                    besides=session.name,
+                )
+                if fold_name(name) != fold_name(session.name)
+            ]
+            if also:
+                logger.warning(
+                    "enrolling %s: this face already signs in as %s",
+                    session.name,
+                    ", ".join(also),
+                )
+            if also and confirm is not None and not confirm(session.name, also):
+                error = f"not stored: the face already signs in as {', '.join(also)}"
         if error is None:
             # The store keeps wall-clock times; ``stamp`` may be a camera clock.
             wall = self._clock()
-            count = self.store.add_embeddings(session.name, [s.vector for s in samples], wall)
+            count = self.store.add_embeddings(
+                session.name, [s.vector for s in samples], wall, model=self.model_id
+            )
             if self.config.store_images_debug:
                 self._store_debug_images(session.name, samples, wall)
             self.reload()
@@ -327,12 +381,13 @@ class IdentityStage:
             logger.warning("enrolling %s failed: %s", session.name, error)
         self.last_enrolment = (session.name, error)
         return [
-            StatusChanged(
+            EnrolmentFinished(
                 time=stamp,
-                component="enrolment",
+                user=session.name,
                 ok=error is None,
-                detail=error or f"enrolled {session.name}",
-                extra={"user": session.name, "samples": len(samples)},
+                samples=len(samples) if error is None else 0,
+                reason=error,
+                also_matches=tuple(also),
             )
         ]
 

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,11 @@ __all__ = ["SyncRecord", "UserRecord", "UserStore", "check_name", "make_state_di
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
+# The store's schema, version by version: _MIGRATIONS[i] takes a store from
+# version i (PRAGMA user_version) to i + 1, in one transaction with the version
+# bump. Version 0 is an empty file or a store from before versions, whose tables
+# step 1 leaves as they are (CREATE ... IF NOT EXISTS). Append, never edit.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -54,10 +58,47 @@ CREATE INDEX IF NOT EXISTS debug_images_user ON debug_images(user_id);
 
 # Added after the first release: the NFC, case-folded name, unique, so "José" typed as
 # one code point or as e + combining accent, or as "JOSÉ", is one user.
-_FOLD_MIGRATION = """
-ALTER TABLE users ADD COLUMN fold TEXT;
-"""
 _FOLD_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_fold ON users(fold)"
+
+# The one face model whose embeddings stores held before they recorded a model:
+# the SFace file shipped since face sign-in began (models/face_embedding.tflite).
+LEGACY_MODEL_ID = "sha256:3c35208f2591f0a7"
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    for statement in (part for part in _SCHEMA_V1.split(";") if part.strip()):
+        db.execute(statement)
+
+
+def _add_model_ids(db: sqlite3.Connection) -> None:
+    """Which embedding model made each vector; vectors of another model are never compared."""
+    if "model" not in _columns(db, "embeddings"):
+        db.execute("ALTER TABLE embeddings ADD COLUMN model TEXT")
+    # Every vector stored so far came from LEGACY_MODEL_ID (a test keeps the two equal).
+    db.execute("UPDATE embeddings SET model = 'sha256:3c35208f2591f0a7' WHERE model IS NULL")
+
+
+def _add_name_folds(db: sqlite3.Connection) -> None:
+    """The folded name of each user, unique (stores from before versions may have it)."""
+    if "fold" not in _columns(db, "users"):
+        db.execute("ALTER TABLE users ADD COLUMN fold TEXT")
+    rows = db.execute("SELECT id, name FROM users WHERE fold IS NULL").fetchall()
+    for user_id, name in rows:
+        db.execute("UPDATE users SET fold = ? WHERE id = ?", (fold_name(name), user_id))
+    db.execute(_FOLD_INDEX)
+
+
+# Each step is idempotent: a store from before versions may already have some of it.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_tables,  # 1: the first schema
+    _add_model_ids,  # 2: embeddings.model
+    _add_name_folds,  # 3: users.fold
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 MAX_NAME_LENGTH = 64
 
@@ -104,7 +145,6 @@ class UserStore(SyncedStore):
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._db.execute("PRAGMA secure_delete=ON")  # forgotten faces are overwritten
                 self._db.execute("PRAGMA busy_timeout=5000")
-                self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
                 self._migrate()
                 add_sync_schema(self._db)
             except sqlite3.DatabaseError as err:
@@ -114,13 +154,28 @@ class UserStore(SyncedStore):
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(users)")}
-        if "fold" not in columns:
-            self._db.executescript(_FOLD_MIGRATION)
-        rows = self._db.execute("SELECT id, name FROM users WHERE fold IS NULL").fetchall()
-        for user_id, name in rows:
-            self._db.execute("UPDATE users SET fold = ? WHERE id = ?", (fold_name(name), user_id))
-        self._db.execute(_FOLD_INDEX)
+        """Bring the file to SCHEMA_VERSION in place, one committed step at a time."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"user store {self.path}: schema version {version} is newer than this "
+                f"moodbox knows ({SCHEMA_VERSION}); upgrade moodbox"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                _MIGRATIONS[step](self._db)
+                self._db.execute(f"PRAGMA user_version = {step + 1}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            if version:
+                logger.info("user store %s: schema version %d → %d", self.path, step, step + 1)
+
+    def schema_version(self) -> int:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> UserStore:
@@ -146,9 +201,18 @@ class UserStore(SyncedStore):
         self._db.execute("COMMIT")
 
     def add_embeddings(
-        self, name: str, vectors: Sequence[np.ndarray] | np.ndarray, now: float | None = None
+        self,
+        name: str,
+        vectors: Sequence[np.ndarray] | np.ndarray,
+        now: float | None = None,
+        *,
+        model: str | None = None,
     ) -> int:
-        """Add samples to ``name`` (creating the user); returns their count once committed."""
+        """Add samples to ``name`` (creating the user); returns their count once committed.
+
+        ``model`` is the id of the embedder that made them (``embed.model_id``);
+        None (test doubles) leaves it unrecorded.
+        """
         name = check_name(name)
         now = time.time() if now is None else now
         rows = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
@@ -157,8 +221,9 @@ class UserStore(SyncedStore):
         with self._lock, self._transaction() as db:
             user_id = self._user_id(db, name, now)
             db.executemany(
-                "INSERT INTO embeddings (user_id, dim, vector, created) VALUES (?, ?, ?, ?)",
-                [(user_id, len(row), row.tobytes(), now) for row in rows],
+                "INSERT INTO embeddings (user_id, dim, vector, created, model) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(user_id, len(row), row.tobytes(), now, model) for row in rows],
             )
             db.execute("UPDATE users SET sync_dirty = 1 WHERE id = ?", (user_id,))
             (count,) = db.execute(
@@ -194,12 +259,16 @@ class UserStore(SyncedStore):
             ).fetchall()
         return [UserRecord(name, created, seen, int(n)) for name, created, seen, n in rows]
 
-    def embeddings(self) -> dict[str, np.ndarray]:
-        """Each user's samples as an (n, dim) float32 array."""
+    def embeddings(self, model: str | None = None) -> dict[str, np.ndarray]:
+        """Each user's samples as an (n, dim) float32 array; with ``model``, only the
+        samples that model made (or that say no model), since vectors of two models
+        live in different spaces and comparing them means nothing."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT u.name, e.dim, e.vector FROM embeddings e JOIN users u "
-                "ON u.id = e.user_id ORDER BY u.name, e.id"
+                "ON u.id = e.user_id WHERE ? IS NULL OR e.model IS NULL OR e.model = ? "
+                "ORDER BY u.name, e.id",
+                (model, model),
             ).fetchall()
         gallery: dict[str, list[np.ndarray]] = {}
         for name, dim, blob in rows:
@@ -209,6 +278,19 @@ class UserStore(SyncedStore):
                 continue
             gallery.setdefault(name, []).append(vector)
         return {name: np.stack(vectors) for name, vectors in gallery.items()}
+
+    def other_models(self, model: str) -> dict[str, set[str]]:
+        """Users with samples made by another embedding model than ``model``: name → models."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT u.name, e.model FROM embeddings e JOIN users u "
+                "ON u.id = e.user_id WHERE e.model IS NOT NULL AND e.model != ?",
+                (model,),
+            ).fetchall()
+        found: dict[str, set[str]] = {}
+        for name, other in rows:
+            found.setdefault(name, set()).add(other)
+        return found
 
     def forget(self, name: str) -> bool:
         """Remove the user and every embedding and image of them; False if unknown."""

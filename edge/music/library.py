@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = frozenset({".mp3", ".ogg", ".oga", ".wav", ".flac"})
 OVERRIDE_FILE = "moods.yaml"
 CACHE_VERSION = 1
-# Scans that read at least this many files draw a progress bar on stderr.
+# Scans that read at least this many files draw a progress bar on stderr (a terminal).
 PROGRESS_MIN_FILES = 50
 
 
@@ -187,28 +186,32 @@ class Library:
         return self.by_path.get(Path(key).expanduser().resolve())
 
 
-class ProgressBar:
-    """A one-line progress bar on a stream (stderr), redrawn at most every 0.1 s."""
+def progress_bar(
+    total: int, *, stream: TextIO | None = None, force: bool = False
+) -> Callable[[int], None] | None:
+    """A tqdm bar on stderr for a scan of ``total`` files; None when stderr is not a
+    terminal (a journal or a log file would get every redraw as a line of its own),
+    unless ``force``."""
+    stream = stream or sys.stderr
+    if not force and not _is_terminal(stream):
+        return None
+    from tqdm import tqdm
 
-    def __init__(self, total: int, stream: TextIO | None = None, label: str = "scanning") -> None:
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.label = label
-        self._last = 0.0
+    bar = tqdm(total=total, desc="scanning music", unit="file", file=stream, leave=False)
 
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if done < self.total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = width * done // max(self.total, 1)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} files"
-        )
-        if done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+    def tick(done: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return tick
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def scan_library(
@@ -288,7 +291,7 @@ def scan_library(
 
 
 def _default_progress(total: int) -> Callable[[int], None] | None:
-    return ProgressBar(total) if total >= PROGRESS_MIN_FILES else None
+    return progress_bar(total) if total >= PROGRESS_MIN_FILES else None
 
 
 def _fresh(entry: Mapping[str, Any] | None, stat: os.stat_result) -> bool:

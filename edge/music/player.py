@@ -177,6 +177,9 @@ class PygamePlayer:
             if self._failures == 1:
                 logger.warning("audio device unavailable (%s); retrying in the background", err)
                 self._events.append(PlayerEvent("unavailable", detail=str(err)))
+                from edge.music.alsa import silence_alsa_errors
+
+                silence_alsa_errors()  # the retries would repeat libasound's lines
             else:
                 logger.debug("audio still unavailable (%s); next try in %.0f s", err, delay)
             return

@@ -24,6 +24,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "user_signed_out",
     "unknown_face",
     "track_started",
+    "enrolment_started",
+    "enrolment_finished",
 )
 
 

@@ -130,8 +130,20 @@ ENTITIES: tuple[Entity, ...] = (
         unit_of_measurement="s",
         device_class="duration",
     ),
-    _diagnostic("dropped_events", "Dropped events", "{{ value_json.dropped_events }}"),
-    _diagnostic("reconnects", "Broker reconnects", "{{ value_json.reconnects }}"),
+    # Counters since the start: they only grow (a restart begins again at 0, which
+    # Home Assistant's total_increasing reads as a reset, not as a drop).
+    _diagnostic(
+        "dropped_events",
+        "Dropped events",
+        "{{ value_json.dropped_events }}",
+        state_class="total_increasing",
+    ),
+    _diagnostic(
+        "reconnects",
+        "Broker reconnects",
+        "{{ value_json.reconnects }}",
+        state_class="total_increasing",
+    ),
     _button("PLAY", "mdi:play"),
     _button("PAUSE", "mdi:pause"),
     _button("NEXT", "mdi:skip-next"),

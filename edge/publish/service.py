@@ -294,6 +294,15 @@ class MqttService:
             self.publish_stats()
 
     def stop(self) -> None:
+        """Leave the retained state of a box that is off, then say ``offline``.
+
+        Retained topics outlive the process: without this a stopped box would go on
+        showing someone present and a track playing. Nobody is present, no face is in
+        view and the player is stopped; the publisher sends ``offline`` after them.
+        """
+        stopped = Household()
+        for key, payload in household_payloads(stopped, ("faces", "presence", "player")).items():
+            self._state(key, payload)
         self.publisher.stop()
 
     # --- helpers ---

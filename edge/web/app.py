@@ -386,7 +386,8 @@ def create_app(web: WebService) -> Flask:  # noqa: PLR0915 - the route table, in
     def export() -> Any:
         if web.identity is None:
             return jsonify(error="face sign-in is off on this moodbox"), 404
-        gallery = web.identity.store.embeddings()
+        # Only vectors of the model this box runs: another model's would not compare.
+        gallery = web.identity.store.embeddings(web.identity.model_id)
         backup = {
             "format": BACKUP_FORMAT,
             "version": 1,

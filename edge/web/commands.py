@@ -89,7 +89,8 @@ def web_commands(
 
     def add_samples(_controls: Controls, value: tuple[str, list[np.ndarray]]) -> None:
         name, vectors = value
-        count = identity.store.add_embeddings(name, vectors)
+        # Samples from a backup or photos of this box: its embedding model made them.
+        count = identity.store.add_embeddings(name, vectors, model=identity.model_id)
         identity.reload()
         logger.info("enrolled %s: %d new sample(s), %d in all", name, len(vectors), count)
 

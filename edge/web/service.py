@@ -33,6 +33,7 @@ from edge.camera import Frame, FrameSource
 from edge.config import MoodboxConfig
 from edge.control import COMMANDS, CommandDispatcher, Controls
 from edge.events import (
+    EnrolmentFinished,
     Event,
     FaceLost,
     MoodChanged,
@@ -254,12 +255,14 @@ class WebService:
 
     def emit(self, event: Event) -> None:
         """Every app event (the household has applied it): to the history and live pages."""
-        if isinstance(event, StatusChanged) and event.component == "enrolment":
+        if isinstance(event, EnrolmentFinished):
             self.last_enrolment = {
                 "ok": event.ok,
-                "detail": event.detail,
+                "detail": event.reason or f"enrolled {event.user}",
                 "time": event.time,  # tells two enrolments of one name apart
-                **event.extra,
+                "user": event.user,
+                "samples": event.samples,
+                "also_matches": list(event.also_matches),
             }
         changed = isinstance(event, _STATE_EVENTS)
         if changed:

@@ -26,6 +26,7 @@ def doctor_config(
     state_mode: int = 0o700,
     camera_source: Path = ROOT / "demo" / "faces",
     emotion_model: Path = ROOT / "models" / "emotion_int8.tflite",
+    music_folder: Path = ROOT / "music",
 ) -> Path:
     """A config for the demo with absolute paths and a private state dir in tmp_path."""
     state = tmp_path / "state"
@@ -41,7 +42,8 @@ def doctor_config(
         f"  labels: {ROOT / 'models' / 'emotion_labels.txt'}\n"
         f"  metadata: {ROOT / 'models' / 'emotion_model.json'}\n"
         # The face-embedding model ships with face sign-in; check it when it is there.
-        f"identify:\n  enabled: {str(embedding.is_file()).lower()}\n  model: {embedding}\n" + extra
+        f"identify:\n  enabled: {str(embedding.is_file()).lower()}\n  model: {embedding}\n"
+        f"music:\n  folders: [{music_folder}]\n" + extra
     )
     return path
 
@@ -113,6 +115,7 @@ def test_doctor_passes_on_a_healthy_demo_setup(tmp_path: Path) -> None:
     assert table["model emotion"] == "PASS"
     assert table["camera"] == "PASS"
     assert table["audio"] == "PASS"
+    assert table["music"] == "PASS"
     assert table["broker"] == "SKIP"  # mqtt.host unset
     assert table["disk"] == "PASS"
     assert table["state dir"] == "PASS"
@@ -138,6 +141,16 @@ def test_doctor_reports_each_problem_and_exits_1(tmp_path: Path) -> None:
     assert "cannot load model" in result.stdout
     assert "does not exist" in result.stdout
     assert "chmod 700" in result.stdout
+
+
+def test_doctor_fails_on_an_empty_music_library_and_says_how_to_fill_it(tmp_path: Path) -> None:
+    empty = tmp_path / "music"
+    empty.mkdir()
+    result = run_doctor(doctor_config(tmp_path, music_folder=empty))
+    assert result.returncode == 1, result.stdout
+    assert rows(result.stdout)["music"] == "FAIL"
+    assert f"no music in {empty}: copy mp3, ogg, wav or flac files there" in result.stdout
+    assert "moodbox music scan" in result.stdout
 
 
 def test_doctor_on_an_invalid_config_names_the_line(tmp_path: Path) -> None:

@@ -19,7 +19,14 @@ from edge.camera import Frame
 from edge.cli import main
 from edge.config import IdentifyConfig, load_config
 from edge.detect import BlazeFaceDetector
-from edge.events import Event, StatusChanged, UnknownFace, UserSignedIn, UserSignedOut
+from edge.events import (
+    EnrolmentFinished,
+    EnrolmentStarted,
+    Event,
+    UnknownFace,
+    UserSignedIn,
+    UserSignedOut,
+)
 from edge.identify.embed import TFLiteFaceEmbedder, embed_still
 from edge.identify.enroll import choose, embed_images
 from edge.identify.stage import IdentityStage
@@ -157,8 +164,10 @@ def test_camera_enrolment_then_recognition_then_forget(
         events += feed.show(path, 4)
         if not stage.enrolling:
             break
-    status = [e for e in events if isinstance(e, StatusChanged)]
-    assert len(status) == 1 and status[0].ok, status
+    assert [e.user for e in events if isinstance(e, EnrolmentStarted)] == ["ariel"]
+    finished = [e for e in events if isinstance(e, EnrolmentFinished)]
+    assert len(finished) == 1 and finished[0].ok, finished
+    assert (finished[0].samples, finished[0].also_matches) == (3, ())
     assert [(u.name, u.samples) for u in stage.store.users()] == [("ariel", 3)]
 
     image = cv2.imread(str(lfw["Ariel_Sharon"][5]))
@@ -173,6 +182,42 @@ def test_camera_enrolment_then_recognition_then_forget(
     assert not stage.forget("ariel")
 
 
+def test_camera_enrolment_of_an_enrolled_face_under_another_name_asks(
+    lfw: dict[str, list[Path]], stage: IdentityStage, detector: BlazeFaceDetector
+) -> None:
+    enrol_from_files(stage, lfw["Ariel_Sharon"][:3], "ariel", detector)
+    feed = Feeder(stage, detector)
+    asked: list[tuple[str, list[str]]] = []
+
+    def refuse(name: str, others: list[str]) -> bool:
+        asked.append((name, others))
+        return False
+
+    stage.enroll_from_camera("sharon", confirm=refuse)
+    events: list[Event] = []
+    for path in lfw["Ariel_Sharon"][3:7]:
+        events += feed.show(path, 4)
+        if not stage.enrolling:
+            break
+    assert asked == [("sharon", ["ariel"])]
+    [finished] = [e for e in events if isinstance(e, EnrolmentFinished)]
+    assert not finished.ok
+    assert finished.also_matches == ("ariel",)
+    assert finished.reason == "not stored: the face already signs in as ariel"
+    assert [u.name for u in stage.store.users()] == ["ariel"]
+
+    # Without anyone to ask (a remote enrolment) it is stored, and the event says so.
+    stage.enroll_from_camera("sharon")
+    events = []
+    for path in lfw["Ariel_Sharon"][3:7]:
+        events += feed.show(path, 4)
+        if not stage.enrolling:
+            break
+    [finished] = [e for e in events if isinstance(e, EnrolmentFinished)]
+    assert finished.ok and finished.also_matches == ("ariel",)
+    assert [u.name for u in stage.store.users()] == ["ariel", "sharon"]
+
+
 def test_camera_enrolment_with_two_faces_fails_clearly(
     lfw: dict[str, list[Path]], stage: IdentityStage, detector: BlazeFaceDetector
 ) -> None:
@@ -182,9 +227,9 @@ def test_camera_enrolment_with_two_faces_fails_clearly(
     feed = Feeder(stage, detector)
     stage.enroll_from_camera("both")
     events = [e for _ in range(45) for e in feed.frame(two)]
-    status = [e for e in events if isinstance(e, StatusChanged)]
-    assert len(status) == 1 and not status[0].ok
-    assert "more than one face" in status[0].detail
+    finished = [e for e in events if isinstance(e, EnrolmentFinished)]
+    assert len(finished) == 1 and not finished[0].ok
+    assert "more than one face" in (finished[0].reason or "")
     assert stage.store.users() == []
 
 

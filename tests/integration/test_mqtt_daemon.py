@@ -18,7 +18,7 @@ from edge.music.controller import MusicController
 from edge.publish.service import MqttService
 from edge.web.commands import IdentityWithHistory
 
-PREFIX = "moodbox/moodbox"  # the default: moodbox/<general.device_id>
+PREFIX = "moodbox/moodbox"  # moodbox/<general.device_id>, with the id set to moodbox
 
 
 def test_daemon_publishes_the_contract_when_a_host_is_set(
@@ -31,6 +31,8 @@ def test_daemon_publishes_the_contract_when_a_host_is_set(
             "SDL_AUDIODRIVER": "dummy",
             "SDL_VIDEODRIVER": "dummy",
             "STATE_DIRECTORY": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+            "MOODBOX_GENERAL_DEVICE_ID": "moodbox",  # the default is this machine's host name
             "MOODBOX_CAMERA_FPS": "10",
             "MOODBOX_DECIDE_HOLD_S": "0.5",
             "MOODBOX_MQTT_HOST": mosquitto.host,

@@ -202,7 +202,8 @@ def test_sync_without_a_broker_or_a_key_is_a_config_error(
         PeopleSyncService.from_config(with_broker)
     monkeypatch.setenv("MOODBOX_HOUSEHOLD_KEY", "k" * 32)
     service = PeopleSyncService.from_config(with_broker)
-    assert service.settings.client_id == "moodbox-moodbox-people"
+    # Its own client id beside the box's (device_id defaults to the host name).
+    assert service.settings.client_id == f"moodbox-{with_broker.general.device_id}-people"
     assert service.settings.will_topic is None
     service.replica.store.close()
 
@@ -217,7 +218,7 @@ def test_a_store_from_before_sync_opens_and_shares_everyone_once_sync_is_on(
     path = tmp_path / "state" / "users.sqlite3"
     path.parent.mkdir(mode=0o700)
     old = sqlite3.connect(path)
-    old.executescript(store_module._SCHEMA)  # the tables as a release before sync made them
+    old.executescript(store_module._SCHEMA_V1)  # the tables as a release before sync made them
     old.execute("ALTER TABLE users ADD COLUMN fold TEXT")
     old.execute("INSERT INTO users (name, fold, created) VALUES ('Ada', 'ada', 1.0)")
     old.execute(
