@@ -33,17 +33,15 @@ import hmac
 import json
 import logging
 import math
-import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ConfigError
+from edge.credentials import read_key
 from edge.identify.store import SyncRecord, UserStore, check_name
 from edge.stats import Stats
 
@@ -66,26 +64,7 @@ _ORIGIN = re.compile(r"^[a-z0-9_-]{1,32}$")  # general.device_id
 
 def read_household_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     """The household key: $MOODBOX_HOUSEHOLD_KEY, else $CREDENTIALS_DIRECTORY/household_key."""
-    environ = os.environ if environ is None else environ
-    text: str | None = environ.get(KEY_ENV) or None
-    directory = environ.get("CREDENTIALS_DIRECTORY")
-    if text is None and directory:
-        path = Path(directory) / KEY_CREDENTIAL
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the household key: {err}") from err
-    if text is None:
-        return None
-    key = text.strip().encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            f"the household key is {len(key)} bytes, needs at least {MIN_KEY_BYTES} "
-            "(make one: python3 -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    return key
+    return read_key(KEY_ENV, KEY_CREDENTIAL, "household key", MIN_KEY_BYTES, environ)
 
 
 class RefusedError(ValueError):

@@ -30,15 +30,14 @@ import hashlib
 import hmac
 import json
 import math
-import os
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.credentials import read_key
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,26 +61,7 @@ class AuthorityError(ValueError):
 
 def read_command_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     """The command key: $MOODBOX_COMMAND_KEY, else $CREDENTIALS_DIRECTORY/command_key."""
-    environ = os.environ if environ is None else environ
-    text: str | None = environ.get(KEY_ENV) or None
-    directory = environ.get("CREDENTIALS_DIRECTORY")
-    if text is None and directory:
-        path = Path(directory) / KEY_CREDENTIAL
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            text = None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the command key: {err}") from err
-    if text is None:
-        return None
-    key = text.strip().encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            f"the command key is {len(key)} bytes, needs at least {MIN_KEY_BYTES} "
-            "(make one: python3 -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    return key
+    return read_key(KEY_ENV, KEY_CREDENTIAL, "command key", MIN_KEY_BYTES, environ)
 
 
 def signed_text(prefix: str, command: str, name: str, ts: float, nonce: str) -> bytes:
