@@ -89,7 +89,8 @@ def build(
     """Everything `moodbox run` runs, wired explicitly (ModelError if a model is unusable).
 
     Start order: the pipeline (models loaded here), music, MQTT, the web app,
-    people sync (``rooms.sync``), the systemd notifier. MQTT and the web come
+    people sync (``rooms.sync``), the rooms (``rooms.presence``, ``rooms.handover``:
+    they drive the music), the systemd notifier. MQTT and the web come
     after the parts their remote commands drive (both through one
     ``RemoteControls``); the web wraps the camera factory so its preview shows
     the loop's own frames; the notifier comes last so that READY=1 goes out only
@@ -161,10 +162,10 @@ def build(
             source_factory = web.tap(source_factory)
             services.append(web)
             event_sinks.append(web)
-        if config.rooms.sync:
-            from edge.publish.people import PeopleSyncService
-
-            services.append(PeopleSyncService.from_config(config, stats))
+        if config.rooms.sync or config.rooms.presence or config.rooms.handover:
+            room_services, room_sinks = _rooms_parts(config, pipeline, music, stats)
+            services.extend(room_services)
+            event_sinks.extend(room_sinks)
         services.append(SystemdNotifyService.from_env())
     except BaseException:
         pipeline.close()
@@ -180,6 +181,37 @@ def build(
         source_factory=source_factory,
         closers=closers,
     )
+
+
+def _rooms_parts(
+    config: MoodboxConfig, pipeline: Pipeline, music: MusicController | None, stats: Stats
+) -> tuple[list[Service], list[EventSink]]:
+    """People sync (``rooms.sync``), room presence and music handover; who is in view
+    comes from the tracker, and the handover drives the music controller."""
+    services: list[Service] = []
+    sinks: list[EventSink] = []
+    if config.rooms.sync:
+        from edge.publish.people import PeopleSyncService
+
+        services.append(PeopleSyncService.from_config(config, stats))
+    if config.rooms.presence or config.rooms.handover:
+        from edge.publish.rooms import RoomsService
+
+        identity = pipeline.identity
+
+        def people() -> list[str]:
+            return [] if identity is None else [user.name for user in identity.store.users()]
+
+        rooms = RoomsService.from_config(
+            config,
+            in_view=lambda: [t.user for t in pipeline.tracker.tracks.values() if t.user],
+            music=music,
+            people=people if identity is not None else None,
+            stats=stats,
+        )
+        services.append(rooms)
+        sinks.append(rooms)
+    return services, sinks
 
 
 @dataclass

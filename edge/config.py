@@ -535,6 +535,36 @@ class RoomsConfig(Section):
         pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$",
         description="Root of the household's shared topics; the same on every box.",
     )
+    room: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[^\x00-\x1f]*$",
+        description="This box's room, as people and Home Assistant read it (empty: the device id).",
+    )
+    presence: bool = Field(
+        False,
+        description="Publish who this box sees, and the household's presence (who is in "
+        "which room, a Home Assistant sensor per person), on the broker (needs mqtt.host).",
+    )
+    handover: bool = Field(
+        False,
+        description="Take part in music handover: continue the music of a person who "
+        "comes in from another room, and fade out when they take it elsewhere (needs "
+        "mqtt.host, music and the household key).",
+    )
+    handover_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="A person seen here at most this long after leaving a room where "
+        "their music played takes it with them.",
+    )
+    handover_fade_ms: int = Field(
+        3000, ge=0, le=30000, description="Fade-out of the room the music left."
+    )
+
+    def room_name(self, device_id: str) -> str:
+        return self.room.strip() or device_id
 
 
 class MoodboxConfig(Section):

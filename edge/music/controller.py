@@ -100,7 +100,13 @@ class MusicController:
         self._last_switch = float("-inf")
         self._now = 0.0
         self._force_switch = False
-        # (now, track id, reason) of every track started: start|boundary|switch|skip|override
+        # Handed over to another room and nobody in view here: no new track until a face
+        # appears or a play command comes.
+        self._standby = False
+        self._leaving: set[str] = set()  # took their music to another room
+        self._leaving_fade_ms = 0
+        # (now, track id, reason) of every track started:
+        # start|boundary|switch|skip|override|handover
         self.history: list[tuple[float, str, str]] = []
         self.player.set_volume(self._volume / 100)
 
@@ -153,12 +159,14 @@ class MusicController:
         if isinstance(event, MoodChanged):
             self._faces[event.face_id] = (dict(event.probabilities), event.user)
             self._changed = True
+            self._standby = False
         elif isinstance(event, MoodSustained):
             self._sustained[event.face_id] = event.mood
         elif isinstance(event, FaceLost):
             self._sustained.pop(event.face_id, None)
             if self._faces.pop(event.face_id, None) is not None:
                 self._changed = True
+                self._fade_if_left()
         elif isinstance(event, UserSignedIn):
             self._signed_in.add(event.user)
             self._changed = True
@@ -198,7 +206,7 @@ class MusicController:
             self._retarget()
         if self._target is None:
             return
-        if self._want_play and self._current is None and self._idle():
+        if self._want_play and not self._standby and self._current is None and self._idle():
             self._start(now, self._pending_reason)
             return
         self._check_switch(now)
@@ -208,6 +216,8 @@ class MusicController:
     def play(self) -> None:
         """Resume, or start music now (for the household's mood if nobody is seen)."""
         self._want_play = True
+        self._standby = False
+        self._leaving.clear()
         if self._current is not None:
             self.player.resume()
         if self._target is None:
@@ -258,6 +268,62 @@ class MusicController:
         if self._auto:
             self._changed = True
         self._publish_state()
+
+    def handover_in(self, track_id: str | None, position_s: float, user: str) -> Track | None:
+        """Continue music that played for ``user`` in another room: that track at that
+        position when this box has it (else the next pick for them). The track, or None."""
+        self._standby = False
+        self._leaving.discard(user)
+        self._want_play = True
+        if self._target is None:
+            self._retarget(fallback=True)
+        track = self.library.by_id.get(track_id or "")
+        start_s = max(0.0, position_s)
+        if track is not None and track.duration and start_s >= track.duration - 1.0:
+            track = None  # it has ended by now: the next one for them
+        if track is None or track.id in self._bad:
+            track, start_s = self._pick(), 0.0
+        if track is None:
+            return None
+        logger.info("rooms: continuing %r for %s at %.1f s", track.title or track.id, user, start_s)
+        self._strong_since = None
+        self._pending_reason = "handover"
+        self._queued = track
+        self.player.queue(None)
+        self.player.play(track.path, fade_ms=self.config.crossfade_ms, start_s=start_s)
+        return track
+
+    def handover_out(self, user: str, *, fade_ms: int) -> bool:
+        """Another room took ``user``'s music: fade out once nobody else is in view here.
+
+        True if the music stopped now; else it stops when the last face other than
+        theirs leaves (their own face may linger a moment after they walked out).
+        Until a face appears again (or a play command), no new track starts.
+        """
+        self._leaving.add(user)
+        self._leaving_fade_ms = fade_ms
+        return self._fade_if_left()
+
+    def _fade_if_left(self) -> bool:
+        if not self._leaving or self._current is None:
+            return False
+        if any(face_user not in self._leaving for _, face_user in self._faces.values()):
+            return False  # someone else (known or not) listens here
+        logger.info("rooms: the music went with %s; fading out", ", ".join(sorted(self._leaving)))
+        self._leaving.clear()
+        self.player.stop(fade_ms=self._leaving_fade_ms)
+        self._current = self._queued = None
+        self._pending_reason = "start"
+        self._standby = True
+        self._publish_state()
+        return True
+
+    def listening(self) -> dict[str, Any] | None:
+        """What plays here for another room to continue: track id, position, mood."""
+        track = self._current
+        if track is None or not self._want_play or self._standby:
+            return None
+        return {"track": track.id, "position_s": self.player.position(), "mood": self._mood}
 
     def state(self) -> dict[str, Any]:
         track = self._current

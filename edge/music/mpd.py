@@ -131,6 +131,7 @@ class MpdPlayer:
         self._queued: Path | None = None
         self._queued_id: str | None = None
         self._pending: tuple[Path, int] | None = None
+        self._pending_start_s = 0.0
         self._paused = False
         self._status_at = float("-inf")
         self._events: list[PlayerEvent] = []
@@ -155,7 +156,8 @@ class MpdPlayer:
 
     # -- Player ---------------------------------------------------------------
 
-    def play(self, path: Path, *, fade_ms: int = 0) -> None:
+    def play(self, path: Path, *, fade_ms: int = 0, start_s: float = 0.0) -> None:
+        self._pending_start_s = max(0.0, start_s)
         if self.available and self._current is not None and fade_ms > 0 and not self._paused:
             self._pending = (path, fade_ms // 2)
             self._fade_to(0.0, fade_ms // 2, then="start")
@@ -164,6 +166,10 @@ class MpdPlayer:
         self._ramp = self._after_ramp = None
         if self.available:
             self._guard(self._start_pending)
+
+    def position(self) -> float | None:
+        """The elapsed time of the last status (at most ``status_interval_s`` old)."""
+        return None if self._current is None else self._elapsed
 
     def queue(self, path: Path | None) -> None:
         self._queued = path
@@ -383,9 +389,15 @@ class MpdPlayer:
             return
         self._level = 0.0 if fade_ms > 0 else 1.0
         self._send_volume()
-        client.playid(song_id)
-        self._pending = None
-        self._current, self._current_id, self._elapsed = path, song_id, 0.0
+        start_s = self._pending_start_s
+        if start_s > 0:
+            # seekid starts the song at the position (seekcur right after playid is refused:
+            # the decoder is not open yet).
+            client.seekid(song_id, f"{start_s:.3f}")
+        else:
+            client.playid(song_id)
+        self._pending, self._pending_start_s = None, 0.0
+        self._current, self._current_id, self._elapsed = path, song_id, start_s
         self._started_at = self._now
         self._status_at = float("-inf")
         self._events.append(PlayerEvent("started", path))
@@ -496,6 +508,7 @@ class MpdPlayer:
         elif self._queued is not None:
             # The queued track never reached the server (or another client cleared it).
             self._pending, self._queued = (self._queued, 0), None
+            self._pending_start_s = 0.0
             self._start_pending()
 
 

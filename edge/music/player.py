@@ -38,8 +38,15 @@ class Player(Protocol):
         """Whether an audio device is open (False while retrying)."""
         ...
 
-    def play(self, path: Path, *, fade_ms: int = 0) -> None:
-        """Start ``path`` now: cold with a fade-in, or fading the current track out first."""
+    def play(self, path: Path, *, fade_ms: int = 0, start_s: float = 0.0) -> None:
+        """Start ``path`` now: cold with a fade-in, or fading the current track out first.
+
+        ``start_s``: seconds into the track (a backend that cannot seek starts at 0).
+        """
+        ...
+
+    def position(self) -> float | None:
+        """Seconds into the current track, None when nothing plays or it is unknown."""
         ...
 
     def queue(self, path: Path | None) -> None:
@@ -93,6 +100,8 @@ class PygamePlayer:
         self._current: Path | None = None
         self._queued: Path | None = None
         self._pending: tuple[Path, int] | None = None  # starts once the fade-out has finished
+        self._pending_start_s = 0.0
+        self._start_s = 0.0  # where the current track was started
         self._paused = False
         self._events: list[PlayerEvent] = []
 
@@ -100,7 +109,8 @@ class PygamePlayer:
     def available(self) -> bool:
         return self._ready
 
-    def play(self, path: Path, *, fade_ms: int = 0) -> None:
+    def play(self, path: Path, *, fade_ms: int = 0, start_s: float = 0.0) -> None:
+        self._pending_start_s = max(0.0, start_s)
         if self._ready and self._current is not None and fade_ms > 0 and self._busy():
             self._pending = (path, fade_ms // 2)
             self._call("fadeout", max(1, fade_ms // 2))
@@ -108,6 +118,15 @@ class PygamePlayer:
         self._pending = (path, fade_ms)
         if self._ready:
             self._start_pending()
+
+    def position(self) -> float | None:
+        if not self._ready or self._current is None:
+            return None
+        try:
+            played_ms = self._pygame.mixer.music.get_pos()  # since play(), not since 0:00
+        except Exception:
+            return None
+        return None if played_ms < 0 else self._start_s + played_ms / 1000
 
     def queue(self, path: Path | None) -> None:
         self._queued = path
@@ -149,6 +168,7 @@ class PygamePlayer:
                 self._events.append(PlayerEvent("ended", ended))
                 if self._queued is not None:
                     self._pending, self._queued = (self._queued, 0), None
+                    self._pending_start_s = 0.0
                     self._start_pending()
         events, self._events = self._events, []
         return events
@@ -194,18 +214,27 @@ class PygamePlayer:
     def _start_pending(self) -> None:
         assert self._pending is not None
         path, fade_ms = self._pending
+        start_s, self._pending_start_s = self._pending_start_s, 0.0
         self._pending = None
         self._paused = False
         music = self._pygame.mixer.music
         try:
             music.load(str(path))
-            music.play(fade_ms=fade_ms)
+            try:
+                music.play(fade_ms=fade_ms, start=start_s)
+            except Exception as err:  # a format pygame cannot seek in: from the start
+                if not start_s:
+                    raise
+                logger.info("cannot start %s at %.1f s (%s); from the start", path, start_s, err)
+                start_s = 0.0
+                music.play(fade_ms=fade_ms)
         except Exception as err:  # pygame.error for an undecodable file, OSError for a lost one
             logger.warning("cannot play %s (%s); skipping it", path, err)
             self._current = None
             self._events.append(PlayerEvent("failed", path, str(err)))
             return
         self._current = path
+        self._start_s = start_s
         self._events.append(PlayerEvent("started", path))
 
     def _busy(self) -> bool:
@@ -242,6 +271,8 @@ class FakePlayer:
     volume: float = 1.0
     started: list[Path] = field(default_factory=list)
     fades: list[tuple[Path, int]] = field(default_factory=list)
+    starts_at: list[float] = field(default_factory=list)  # start_s of each started track
+    stops: list[int] = field(default_factory=list)  # fade_ms of each stop
     _available: bool = False
     _opened: bool = False
     _now: float = 0.0
@@ -249,6 +280,8 @@ class FakePlayer:
     _paused_left: float = 0.0
     _pending: tuple[Path, int] | None = None
     _pending_at: float = 0.0
+    _pending_start_s: float = 0.0
+    _duration: float = 0.0
     _events: list[PlayerEvent] = field(default_factory=list)
 
     @property
@@ -271,8 +304,9 @@ class FakePlayer:
         """The current track ends at the next poll."""
         self._ends_at = self._now
 
-    def play(self, path: Path, *, fade_ms: int = 0) -> None:
+    def play(self, path: Path, *, fade_ms: int = 0, start_s: float = 0.0) -> None:
         self.fades.append((path, fade_ms))
+        self._pending_start_s = max(0.0, start_s)
         if self.current is not None and fade_ms > 0 and self._available:
             self._pending, self._pending_at = (path, fade_ms), self._now + fade_ms / 2000
             return
@@ -292,8 +326,15 @@ class FakePlayer:
             self.paused, self._ends_at = False, self._now + self._paused_left
 
     def stop(self, *, fade_ms: int = 0) -> None:
+        self.stops.append(fade_ms)
         self.current = self.queued = self._pending = None
         self.paused = False
+
+    def position(self) -> float | None:
+        if self.current is None:
+            return None
+        left = self._paused_left if self.paused else self._ends_at - self._now
+        return max(0.0, self._duration - left)
 
     def set_volume(self, volume: float) -> None:
         self.volume = min(1.0, max(0.0, volume))
@@ -330,8 +371,11 @@ class FakePlayer:
             return
         self.current = path
         self.paused = False
-        self._ends_at = self._now + self.durations.get(path, self.default_duration)
+        self._duration = self.durations.get(path, self.default_duration)
+        start_s, self._pending_start_s = min(self._pending_start_s, self._duration), 0.0
+        self._ends_at = self._now + self._duration - start_s
         self.started.append(path)
+        self.starts_at.append(start_s)
         self._events.append(PlayerEvent("started", path))
 
 

@@ -135,13 +135,15 @@ TOPICS: tuple[Topic, ...] = (
         "refused command), retained_commands, unauthorized_commands, rate_limited_commands "
         "(refusals of those kinds), discovery_suppressed (Home Assistant births within "
         "`mqtt.discovery_min_interval_s`), sync_refused (people-sync messages that failed "
-        "authentication or were malformed, see Several rooms)",
+        "authentication or were malformed, see Several rooms), rooms_refused (room reports and "
+        "listening offers refused: malformed, failed authentication, replayed), handovers "
+        "(music continued here from another room)",
         '{"fps":4.9,"stage_ms":{"detect":6.1,"classify":1.2,"decide":0.1},'
         '"inference_ms":7.4,"cpu_temp_c":51.2,"uptime_s":3600,"version":"0.2.0",'
         '"frames":17640,"dropped_frames":0,"camera_errors":0,"reconnects":1,'
         '"queued_events":0,"dropped_events":0,"invalid_commands":0,"retained_commands":0,'
         '"unauthorized_commands":0,"rate_limited_commands":0,"discovery_suppressed":0,'
-        '"sync_refused":0}',
+        '"sync_refused":0,"rooms_refused":0,"handovers":0}',
     ),
     _command("player", "`PLAY`, `PAUSE`, `NEXT` or `LIKE` (any case)", "NEXT"),
     _command("volume", "number 0–100 (rounded to an integer)", "35"),

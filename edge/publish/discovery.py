@@ -250,3 +250,56 @@ def build_discovery(
         "qos": 1,
         "cmps": components,
     }
+
+
+HOUSEHOLD_NODE = "moodbox_household"
+
+
+def household_discovery_topic(discovery_prefix: str) -> str:
+    """One device for the household, the same payload from every box that publishes it."""
+    return f"{discovery_prefix}/device/{HOUSEHOLD_NODE}/config"
+
+
+def room_key(person: str) -> str:
+    return person_key(person).replace("present_", "room_", 1)
+
+
+def build_household_discovery(
+    presence_topic: str,
+    *,
+    version: str = __version__,
+    people: Sequence[str] = (),
+    removed: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A ``sensor`` per enrolled person whose state is their room ("away": in none).
+
+    Every box of the household publishes it (rooms.presence), so it does not
+    depend on one box being on; with the people sync their payloads are equal.
+    No availability: the household is there while any box is.
+    """
+    components: dict[str, dict[str, Any]] = {}
+    for person in removed:
+        components[room_key(person)] = {"p": "sensor"}
+    for person in people:
+        name = json.dumps(person)  # a JSON string is a valid Jinja string literal
+        components[room_key(person)] = {
+            "p": "sensor",
+            "name": f"{person} room",
+            "unique_id": f"{HOUSEHOLD_NODE}_{room_key(person)}",
+            "icon": "mdi:home-account",
+            "state_topic": presence_topic,
+            "value_template": "{{ value_json.people[" + name + "].room if " + name
+            + " in value_json.people else 'away' }}",
+        }  # fmt: skip
+    return {
+        "dev": {
+            "ids": [HOUSEHOLD_NODE],
+            "name": "moodbox household",
+            "mf": "moodbox",
+            "mdl": "moodbox rooms",
+            "sw": version,
+        },
+        "o": {"name": "moodbox", "sw": version},
+        "qos": 1,
+        "cmps": components,
+    }

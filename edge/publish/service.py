@@ -154,6 +154,8 @@ def stats_payload(
         "rate_limited_commands": rate_limited_commands,
         "discovery_suppressed": discovery_suppressed,
         "sync_refused": stats.counters.get("sync_refused", 0),
+        "rooms_refused": stats.counters.get("rooms_refused", 0),
+        "handovers": stats.counters.get("handovers", 0),
     }
 
 
