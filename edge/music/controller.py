@@ -296,9 +296,10 @@ class MusicController:
     def handover_out(self, user: str, *, fade_ms: int) -> bool:
         """Another room took ``user``'s music: fade out once nobody else is in view here.
 
-        True if the music stopped now; else it stops when the last face other than
-        theirs leaves (their own face may linger a moment after they walked out).
-        Until a face appears again (or a play command), no new track starts.
+        Their own face does not count (its track lingers a moment after they walked
+        out). True if the music stopped now; else it stops when the last other face
+        (a guest's too) leaves. Until a face appears again, or a play command, no new
+        track starts.
         """
         self._leaving.add(user)
         self._leaving_fade_ms = fade_ms

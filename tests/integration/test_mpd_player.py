@@ -182,6 +182,23 @@ def test_pause_resume_and_stop(mpd_server: MpdServer) -> None:
         player.close()
 
 
+def test_a_track_starts_at_a_position_for_a_handover(mpd_server: MpdServer) -> None:
+    player = player_for(mpd_server)
+    poller = Poller(player)
+    observer = mpd_server.client()
+    try:
+        poller.until(has("available"))
+        player.play(mpd_server.music / "long.wav", start_s=3.5)  # 6 s long
+        assert poller.kinds(poller.poll()) == [("started", "long.wav")]
+        assert observer.status()["state"] == "play"
+        assert float(observer.status()["elapsed"]) >= 3.5
+        poller.until(lambda _seen: (player.position() or 0) > 3.6)
+        poller.until(has("ended", "long.wav"), timeout_s=4)  # 2.5 s left, not 6
+    finally:
+        observer.disconnect()
+        player.close()
+
+
 def test_fades_are_volume_ramps_on_poll(mpd_server: MpdServer) -> None:
     player = player_for(mpd_server)
     poller = Poller(player)

@@ -105,3 +105,30 @@ def test_missing_device_retries_with_backoff_and_logs_once(
         assert player.available
     finally:
         player.close()
+
+
+def test_a_track_starts_at_a_position_and_says_where_it_is(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handover continues a track mid-way: OGG seeks; a WAV, which pygame cannot seek
+    in, plays from its start instead of failing."""
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    song = repo_root / "music" / "happy" / "demo-happy-1.ogg"  # 15 s
+    player = PygamePlayer()
+    try:
+        run_until(player, {"available"})
+        assert player.position() is None
+        player.play(song, start_s=12.0)
+        assert [e.kind for e in player.poll(time.monotonic())] == ["started"]
+        time.sleep(0.3)
+        position = player.position()
+        assert position is not None and 12.0 <= position < 14.5
+        began = time.monotonic()
+        events = run_until(player, {"ended"}, timeout=10)
+        assert ("ended", song) in [(e.kind, e.path) for e in events]
+        assert time.monotonic() - began < 10  # the last 3 s, not all 15
+        wav = write_wav(tmp_path / "tone.wav", 1.0, 440)
+        player.play(wav, start_s=0.5)
+        assert [e.kind for e in player.poll(time.monotonic())] == ["started"]
+    finally:
+        player.close()
