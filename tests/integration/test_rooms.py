@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
 import paho.mqtt.client as mqtt
 import pytest
 from daemon_harness import ROOT, Daemon, daemon_env, env_for, stop_cleanly
@@ -197,6 +198,12 @@ def test_the_music_follows_the_person_from_room_to_room(
         components = json.loads(discovery.payload)["cmps"]
         sensors = [c for c in components.values() if c.get("name") == f"{NAME} room"]
         assert len(sensors) == 1 and sensors[0]["state_topic"] == f"{HOUSEHOLD}/presence"
+        # Its template, rendered by Jinja as Home Assistant does, on the retained presence.
+        template = jinja2.Environment(autoescape=False).from_string(  # noqa: S701 - not HTML
+            sensors[0]["value_template"]
+        )
+        assert template.render(value_json=presence(recorder)) == "Kitchen"
+        assert template.render(value_json={"people": {}}) == "away"
 
         # What the broker carried: the listening offers are opaque, names only on presence.
         offers = [m for m in recorder.messages if m.topic.startswith(f"{HOUSEHOLD}/listening/")]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge.classify import EMOTIONS
-from edge.config import MusicConfig
+from edge.config import MoodboxConfig, MusicConfig
+from edge.errors import ConfigError
 from edge.events import FaceLost, MoodChanged, PlayerState
 from edge.identify.sync import HouseholdCipher, RefusedError
 from edge.music.controller import MusicController
@@ -18,6 +19,7 @@ from edge.music.library import Library, Track
 from edge.music.moods import MOOD_POINTS
 from edge.music.player import FakePlayer
 from edge.publish.discovery import build_household_discovery
+from edge.publish.rooms import RoomsService
 from edge.rooms import (
     HandoverBook,
     Offer,
@@ -211,3 +213,19 @@ def test_the_household_device_has_a_room_sensor_per_person_and_removes_the_forgo
     template = sensors[0]["value_template"]
     assert '"Ann \\"the\\" O\'Neil"' in template  # a JSON string literal: Jinja-safe
     assert {"p": "sensor"} in payload["cmps"].values()  # Bob's sensor goes
+
+
+def test_rooms_say_what_they_lack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOODBOX_HOUSEHOLD_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    music, _, _ = controller()
+    handover = MoodboxConfig.model_validate(
+        {"mqtt": {"host": "127.0.0.1"}, "rooms": {"handover": True}}
+    )
+    with pytest.raises(ConfigError, match="household key"):
+        RoomsService.from_config(handover, in_view=list, music=music, people=None)
+    with pytest.raises(ConfigError, match=r"music\.enabled"):
+        RoomsService.from_config(handover, in_view=list, music=None, people=None)
+    no_broker = MoodboxConfig.model_validate({"rooms": {"presence": True}})
+    with pytest.raises(ConfigError, match=r"mqtt\.host"):
+        RoomsService.from_config(no_broker, in_view=list, music=None, people=None)
