@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_broker import MosquittoBroker, find_mosquitto
+from mqtt_broker import MosquittoBroker, Recorder, find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 # Not a MOODBOX_* name: those are config overrides, and an unknown one is an error.
@@ -96,6 +96,14 @@ def _broker(tmp_path: Path, persistence: bool) -> Iterator[MosquittoBroker]:
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real mosquitto on a free loopback port (no persistence: a restart forgets everything)."""
     yield from _broker(tmp_path, persistence=False)
+
+
+@pytest.fixture
+def recorder(mosquitto: MosquittoBroker) -> Iterator[Recorder]:
+    """Every message on the test's broker, as any client without a key would see it."""
+    everything = Recorder(mosquitto, "#")
+    yield everything
+    everything.close()
 
 
 @pytest.fixture(scope="module")

@@ -185,6 +185,19 @@ class Daemon:
         self._notify.close()
 
 
+def run_cli(tmp_path: Path, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`moodbox ARGS` as a user of the box with state dir ``state`` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args],
+        cwd=tmp_path,
+        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def copy_frames(tmp_path: Path, count: int | None = None) -> Path:
     """A replay folder of demo frames that a test may take away and give back."""
     folder = tmp_path / "frames"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from daemon_harness import ROOT, Daemon, daemon_env, env_for, stop_cleanly
+from daemon_harness import ROOT, Daemon, daemon_env, env_for, run_cli, stop_cleanly
 from mqtt_broker import MosquittoBroker, Recorder
 from music_audio import write_wav
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,15 +35,7 @@ FRAMES = [ROOT / "demo" / "faces" / f"frame_{i:03d}.jpg" for i in range(5)]
 
 def enrol(tmp_path: Path, state: Path) -> list[bytes]:
     """Enrol NAME from the demo clip's first portrait with the real CLI; the stored vectors."""
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", "enroll", NAME, "--images", *map(str, FRAMES)],
-        cwd=tmp_path,
-        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(tmp_path, state, "enroll", NAME, "--images", *map(str, FRAMES))
     assert result.returncode == 0, result.stderr
     with UserStore.in_state_dir(state) as store:
         vectors = store.embeddings()[NAME]

@@ -12,16 +12,12 @@ tightly (scripts/bench/bench_sync.py measures them).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
-import pytest
-from daemon_harness import ROOT, Daemon, daemon_env, env_for, stop_cleanly
+from daemon_harness import ROOT, Daemon, env_for, run_cli, stop_cleanly
 from mqtt_broker import MosquittoBroker, Received, Recorder, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -63,15 +59,7 @@ def start_box(
 
 
 def cli(tmp_path: Path, state: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", *args],
-        cwd=tmp_path,
-        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(tmp_path, state, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -88,14 +76,6 @@ def vector_bytes(state: Path) -> list[bytes]:
 
 def signed_in(daemon: Daemon, name: str) -> bool:
     return any(e.get("user") == name for e in daemon.events if e["type"] == "user_signed_in")
-
-
-@pytest.fixture
-def recorder(mosquitto: MosquittoBroker) -> Iterator[Recorder]:
-    """Every message on the broker, as any client without the key would see it."""
-    everything = Recorder(mosquitto, "#")
-    yield everything
-    everything.close()
 
 
 def test_enrol_at_one_box_forget_at_the_other_reaches_a_box_that_was_off(

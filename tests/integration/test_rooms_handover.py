@@ -14,16 +14,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
 import paho.mqtt.client as mqtt
-import pytest
-from daemon_harness import ROOT, Daemon, daemon_env, env_for, stop_cleanly
+from daemon_harness import ROOT, Daemon, env_for, run_cli, stop_cleanly
 from mqtt_broker import MosquittoBroker, Recorder, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -77,15 +73,7 @@ def start_box(tmp_path: Path, broker: MosquittoBroker, box: str, room: str) -> D
 
 
 def enrol(tmp_path: Path, state: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", "enroll", NAME, "--images", *map(str, PERSON[:5])],
-        cwd=tmp_path,
-        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(tmp_path, state, "enroll", NAME, "--images", *map(str, PERSON[:5]))
     assert result.returncode == 0, result.stderr
 
 
@@ -103,13 +91,6 @@ def room_of(recorder: Recorder, name: str) -> str | None:
     assert isinstance(people, dict)
     entry = people.get(name)
     return None if entry is None else entry["room"]
-
-
-@pytest.fixture
-def recorder(mosquitto: MosquittoBroker) -> Iterator[Recorder]:
-    everything = Recorder(mosquitto, "#")
-    yield everything
-    everything.close()
 
 
 def test_the_music_follows_the_person_from_room_to_room(

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemon_harness import daemon_env
+from daemon_harness import daemon_env, run_cli
 from music_audio import write_wav
 
 from edge.errors import ConfigError
@@ -29,16 +29,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def moodbox(tmp_path: Path, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args],
-        cwd=tmp_path,
-        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+moodbox = run_cli
 
 
 @pytest.fixture
