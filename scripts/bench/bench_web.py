@@ -7,9 +7,13 @@ camera) and headless Chromium from Debian through its chromedriver:
 1. fps of an unpaced loop (camera.fps 0) in alternating equal windows of one
    run: no page (about:blank), the Home page open with its live stream
    connected, …, no page; each live window is compared with the mean of its
-   neighbours, so a drift of the machine's load cancels. Beside fps, which
-   other jobs on the machine move, the loop thread's own CPU time per frame
-   (``time.thread_time``) and the web's share of the loop thread;
+   neighbours, so a drift of the machine's load cancels, and the median of
+   those ratios is reported with its interquartile range and a bootstrap 95 %
+   interval. Beside fps, which other jobs on the machine move, the loop
+   thread's own CPU time per frame (``time.thread_time``), the frames per CPU
+   second of the whole daemon process (its web threads counted, other jobs
+   not), what other processes took of the daemon's cores (/proc/stat) and the
+   web's share of the loop thread;
 2. idle CPU (% of one core, no face in view, 5 fps) with the web on and off,
    as `moodbox bench` measures it (``run_paced``);
 3. enrolment from opening Sign up to "Signed in as …" on the replay camera
@@ -18,7 +22,12 @@ camera) and headless Chromium from Debian through its chromedriver:
    contentful paint.
 
     .venv/bin/python scripts/bench/bench_web.py [--window-s 10] [--rounds 3] [--screenshots docs/web]
+    .venv/bin/python scripts/bench/bench_web.py --only stream --rounds 20 --window-s 4 \
+        --daemon-cpus 1 --client-cpus 1
 
+``--daemon-cpus`` pins the daemon (every thread of this process) and
+``--client-cpus`` / ``--client-nice`` place curl or Chromium, so that on a
+shared machine the loop runs on a core chosen away from a pinned job.
 ``--screenshots DIR`` also saves each page at phone (412 px) and desktop
 (1280 px) width, full height, for the README.
 """
@@ -28,7 +37,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -49,7 +60,7 @@ PAGES = ("login", "home", "signup", "people", "history", "settings")
 WIDTHS = {"phone": (412, 915), "desktop": (1280, 900)}
 
 
-def chromium(width: int, height: int) -> Any:
+def chromium(width: int, height: int, setup: Any = None) -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -58,9 +69,11 @@ def chromium(width: int, height: int) -> Any:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--hide-scrollbars", f"--window-size={width},{height}"):  # fmt: skip
         options.add_argument(argument)
-    return webdriver.Chrome(
-        options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    service = Service(
+        shutil.which("chromedriver") or "/usr/bin/chromedriver",
+        popen_kw={"preexec_fn": setup} if setup is not None else {},
     )
+    return webdriver.Chrome(options=options, service=service)
 
 
 class LoopClock:
@@ -120,26 +133,114 @@ def sign_in(driver: Any, url: str) -> None:
         time.sleep(0.05)
 
 
-def frames_in(app: App, seconds: float, clock: LoopClock | None = None) -> float:
-    """fps over ``seconds``; with ``clock``, also notes the loop's CPU ms per frame."""
-    start_frames, start = app.stats.counters.get("frames", 0), time.monotonic()
-    cpu0, n0 = (clock.cpu, clock.frames) if clock else (0.0, 0)
-    time.sleep(seconds)
-    if clock is not None and clock.frames > n0:
-        clock_windows.append(1000 * (clock.cpu - cpu0) / (clock.frames - n0))
-    return (app.stats.counters.get("frames", 0) - start_frames) / (time.monotonic() - start)
+def core_times(cpus: set[int]) -> tuple[float, float]:
+    """Seconds the ``cpus`` were busy and stolen by the hypervisor, from /proc/stat."""
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = stolen = 0.0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(v) for v in fields]
+            # user nice system idle iowait irq softirq steal …: idle, iowait and steal are not busy
+            busy += (sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / hz
+            stolen += ticks[7] / hz
+    return busy, stolen
 
 
-clock_windows: list[float] = []  # loop CPU ms per frame of each window, in order
+class Window:
+    """One measured window: frames, wall time, the loop thread's and the whole daemon
+    process's CPU time, the web's clocked time on the loop, and the daemon cores' busy time
+    (what the rest of the machine took of them follows)."""
+
+    def __init__(self, app: App, clock: LoopClock, spent: list[float], cpus: set[int]) -> None:
+        self.app, self.clock, self.spent, self.cpus = app, clock, spent, cpus
+
+    def __enter__(self) -> Window:
+        self.frames0 = self.app.stats.counters.get("frames", 0)
+        self.loop0, self.ticks0 = self.clock.cpu, self.clock.frames
+        self.web0, self.process0 = self.spent[0], time.process_time()
+        self.busy0, self.stolen0 = core_times(self.cpus)
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.monotonic() - self.start
+        frames = self.app.stats.counters.get("frames", 0) - self.frames0
+        process = time.process_time() - self.process0
+        busy, stolen = core_times(self.cpus)
+        ticks = self.clock.frames - self.ticks0
+        self.record = {
+            "frames": frames,
+            "wall_s": wall,
+            "fps": frames / wall,
+            "loop_cpu_ms_per_frame": 1000 * (self.clock.cpu - self.loop0) / ticks if ticks else 0.0,
+            # The frames per second of CPU the whole daemon process got: the fps it would
+            # run at on cores of its own, the web's threads counted, other jobs left out.
+            "fps_per_cpu_s": frames / process if process > 0 else 0.0,
+            "process_cpu_share": process / wall,
+            # The daemon's threads other than the loop: the web's request threads among them.
+            "other_threads_share": max(0.0, process - (self.clock.cpu - self.loop0)) / wall,
+            "web_share_of_wall": (self.spent[0] - self.web0) / wall,
+            # The daemon cores' time that went to other processes (other jobs, the client
+            # when it shares the core), as a share of one core.
+            "others_share": max(0.0, busy - self.busy0 - process) / wall,
+            "stolen_share": (stolen - self.stolen0) / wall,
+        }
 
 
-def bench_stream(tmp: Path, window_s: float, rounds: int, mode: str) -> dict[str, Any]:
+def summary(ratios: list[float], seed: int = 18) -> dict[str, Any]:
+    """Median, interquartile range and a bootstrap 95 % interval of the median: the median
+    because a test run starting on the daemon's core moves one window, not the rest."""
+    if not ratios:
+        return {}
+    ordered = sorted(ratios)
+    q1, _, q3 = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else (ordered[0],) * 3
+    draw = random.Random(seed)
+    medians = sorted(statistics.median(draw.choices(ordered, k=len(ordered))) for _ in range(5000))
+    return {
+        "n": len(ordered),
+        "median": round(statistics.median(ordered), 4),
+        "iqr": [round(q1, 4), round(q3, 4)],
+        "bootstrap95_median": [round(medians[124], 4), round(medians[4874], 4)],
+        "mean": round(statistics.fmean(ordered), 4),
+        "min_max": [round(ordered[0], 4), round(ordered[-1], 4)],
+    }
+
+
+def client_setup(cpus: set[int] | None, nice: int) -> Any:
+    """For Popen: the client (curl, chromedriver and the Chromium it starts) on ``cpus``
+    at ``nice``, so where it runs is chosen rather than left to the scheduler."""
+    if cpus is None and not nice:
+        return None
+
+    def setup() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if nice:
+            os.nice(nice)
+
+    return setup
+
+
+def bench_stream(
+    tmp: Path,
+    window_s: float,
+    rounds: int,
+    mode: str,
+    *,
+    settle_s: float = 1.0,
+    client_cpus: set[int] | None = None,
+    client_nice: int = 0,
+) -> dict[str, Any]:
     """fps unpaced, alternating windows in one run: nothing connected, then the live stream
     connected: ``home``, the Home page in headless Chromium (which renders every update on
     this machine's cores, as a phone would on its own), or ``stream``, the bare event
-    stream read by curl."""
+    stream read by curl. Each live window is compared with the mean of the windows either
+    side of it, so a drift of the machine's load cancels; the median of those ratios, so a
+    burst of another job in one window does not carry the result."""
     clock = LoopClock()
-    clock_windows.clear()
+    cpus = os.sched_getaffinity(0)
+    setup = client_setup(client_cpus, client_nice)
     with daemon(tmp, REPO_ROOT / "demo" / "faces", clock, MOODBOX_CAMERA_FPS="0") as (app, url):
         web = next(s for s in app.services if type(s).__name__ == "WebService")
         spent = [0.0]  # seconds the loop thread spent in the web's poll and emit
@@ -147,55 +248,92 @@ def bench_stream(tmp: Path, window_s: float, rounds: int, mode: str) -> dict[str
             setattr(web, method, _clocked(getattr(web, method), spent))
         runtime = read_runtime(Path(os.environ["STATE_DIRECTORY"]))
         assert runtime is not None
-        driver = chromium(412, 915) if mode == "home" else None
+        driver = chromium(412, 915, setup) if mode == "home" else None
         curl: subprocess.Popen[bytes] | None = None
-        without: list[float] = []
-        live: list[float] = []
-        loop_share: list[float] = []
+        without: list[dict[str, float]] = []
+        live: list[dict[str, float]] = []
+        load = [os.getloadavg()[0]]
         try:
             if driver is not None:
                 sign_in(driver, url)
+                driver.get("about:blank")
             time.sleep(3)  # models warm, music library scanned
             for _ in range(rounds):
-                without.append(frames_in(app, window_s, clock))
+                with Window(app, clock, spent, cpus) as off:
+                    time.sleep(window_s)
+                without.append(off.record)
                 if driver is not None:
                     driver.get(url + "/")
                 else:
                     curl = subprocess.Popen(
                         ["curl", "-sN", "-o", "/dev/null", "-H",
                          f"Authorization: Bearer {runtime['token']}", url + "/api/events"],
+                        preexec_fn=setup,  # noqa: PLW1509 - two syscalls before exec
                     )  # fmt: skip
-                time.sleep(1)
+                time.sleep(settle_s)
                 assert web.hub.clients >= 1, "the live stream is not connected"  # type: ignore[attr-defined]
-                spent_before = spent[0]
-                live.append(frames_in(app, window_s, clock))
-                loop_share.append((spent[0] - spent_before) / window_s)
+                with Window(app, clock, spent, cpus) as on:
+                    time.sleep(window_s)
+                live.append(on.record)
                 if driver is not None:
                     driver.get("about:blank")
                 elif curl is not None:
                     curl.terminate()
                     curl.wait()
-                time.sleep(1)
-            without.append(frames_in(app, window_s, clock))
+                time.sleep(settle_s)
+                load.append(os.getloadavg()[0])
+            with Window(app, clock, spent, cpus) as off:
+                time.sleep(window_s)
+            without.append(off.record)
         finally:
             if driver is not None:
                 driver.quit()
             if curl is not None and curl.poll() is None:
                 curl.terminate()
-    # Each live window against the mean of the windows either side of it: drift cancels.
-    ratios = [v / ((without[i] + without[i + 1]) / 2) for i, v in enumerate(live)]
-    cpu_off, cpu_live = clock_windows[0::2], clock_windows[1::2]  # windows alternate
-    cpu_ratios = [v / ((cpu_off[i] + cpu_off[i + 1]) / 2) for i, v in enumerate(cpu_live)]
+
+    def ratios(key: str) -> list[float]:
+        # Each live window against the mean of the windows either side of it: drift cancels.
+        return [
+            v[key] / mean
+            for i, v in enumerate(live)
+            if (mean := (without[i][key] + without[i + 1][key]) / 2) > 0
+        ]
+
+    def column(rows: list[dict[str, float]], key: str, digits: int = 2) -> list[float]:
+        return [round(r[key], digits) for r in rows]
+
+    fps_ratios, cpu_ratios, own_ratios = (
+        ratios(k) for k in ("fps", "loop_cpu_ms_per_frame", "fps_per_cpu_s")
+    )
     return {
-        "fps_without": [round(v, 2) for v in without],
-        "fps_live": [round(v, 2) for v in live],
-        "fps_ratios": [round(r, 4) for r in ratios],
-        "fps_ratio_mean": round(sum(ratios) / len(ratios), 4),
-        "web_share_of_loop_thread_live": [round(v, 5) for v in loop_share],
-        "loop_cpu_ms_per_frame_without": [round(v, 3) for v in cpu_off],
-        "loop_cpu_ms_per_frame_live": [round(v, 3) for v in cpu_live],
+        "window_s": window_s,
+        "rounds": rounds,
+        "daemon_cpus": sorted(cpus),
+        "client_cpus": sorted(client_cpus) if client_cpus is not None else "any",
+        "client_nice": client_nice,
+        "load_average_1min": [round(v, 2) for v in load],
+        "fps_without": column(without, "fps"),
+        "fps_live": column(live, "fps"),
+        "fps_ratios": [round(r, 4) for r in fps_ratios],
+        "fps_ratio": summary(fps_ratios),
         # > 1: the loop needs more CPU per frame while the stream is live
+        "loop_cpu_ms_per_frame_without": column(without, "loop_cpu_ms_per_frame", 3),
+        "loop_cpu_ms_per_frame_live": column(live, "loop_cpu_ms_per_frame", 3),
         "loop_cpu_ratios": [round(r, 4) for r in cpu_ratios],
+        "loop_cpu_ratio": summary(cpu_ratios),
+        "fps_per_cpu_s_without": column(without, "fps_per_cpu_s"),
+        "fps_per_cpu_s_live": column(live, "fps_per_cpu_s"),
+        "fps_per_cpu_s_ratio": summary(own_ratios),
+        "web_share_of_loop_thread_without": column(without, "web_share_of_wall", 5),
+        "web_share_of_loop_thread_live": column(live, "web_share_of_wall", 5),
+        "daemon_process_cpu_share_without": column(without, "process_cpu_share", 3),
+        "daemon_process_cpu_share_live": column(live, "process_cpu_share", 3),
+        "daemon_other_threads_share_without": column(without, "other_threads_share", 4),
+        "daemon_other_threads_share_live": column(live, "other_threads_share", 4),
+        "others_share_of_daemon_cores_without": column(without, "others_share", 3),
+        "others_share_of_daemon_cores_live": column(live, "others_share", 3),
+        "stolen_share_without": column(without, "stolen_share", 3),
+        "stolen_share_live": column(live, "stolen_share", 3),
         "stream_dropped": web.hub.dropped,  # type: ignore[attr-defined]
     }
 
@@ -315,28 +453,57 @@ def bench_pages(tmp: Path, screenshots: Path | None) -> dict[str, Any]:
     return out
 
 
+def cpu_list(text: str) -> set[int]:
+    """``1`` or ``0,1`` or ``0-1``, as taskset -c takes them."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window-s", type=float, default=10.0, help="each measured window")
     parser.add_argument("--rounds", type=int, default=3, help="page / no-page alternations")
+    parser.add_argument("--settle-s", type=float, default=1.0,
+                        help="pause after connecting or closing the stream, not measured")  # fmt: skip
     parser.add_argument("--screenshots", type=Path, default=None, help="save page screenshots")
     parser.add_argument("--skip", nargs="*", default=[], choices=["stream", "idle", "pages"])
+    parser.add_argument("--only", nargs="*", default=None, choices=["stream", "idle", "pages"],
+                        help="run only these parts (stream: the frame loop's fps, part 1)")  # fmt: skip
+    parser.add_argument("--modes", nargs="*", default=["stream", "home"], choices=["stream", "home"],
+                        help="part 1's clients: curl on the bare stream, Home in Chromium")  # fmt: skip
+    parser.add_argument("--daemon-cpus", type=cpu_list, default=None,
+                        help="pin the daemon (this process, all its threads) to these cores")  # fmt: skip
+    parser.add_argument("--client-cpus", type=cpu_list, default=None,
+                        help="pin curl / chromedriver and its Chromium to these cores")  # fmt: skip
+    parser.add_argument("--client-nice", type=int, default=0, help="the client's nice increment")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    parts = set(args.only) if args.only is not None else {"stream", "idle", "pages"}
+    parts -= set(args.skip)
+    if args.daemon_cpus is not None:
+        # Before the daemon starts: its threads inherit the main thread's affinity.
+        os.sched_setaffinity(0, args.daemon_cpus)
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        if "pages" not in args.skip:
+        if "pages" in parts:
             (tmp / "pages").mkdir()
             report.update(bench_pages(tmp / "pages", args.screenshots))
-        if "stream" not in args.skip:
-            for mode in ("stream", "home"):
+        if "stream" in parts:
+            for mode in args.modes:
                 (tmp / mode).mkdir()
-                report[mode] = bench_stream(tmp / mode, args.window_s, args.rounds, mode)
-        if "idle" not in args.skip:
+                report[mode] = bench_stream(
+                    tmp / mode, args.window_s, args.rounds, mode, settle_s=args.settle_s,
+                    client_cpus=args.client_cpus, client_nice=args.client_nice,
+                )  # fmt: skip
+        if "idle" in parts:
             report["idle"] = bench_idle(args.window_s)
+    report["load_average_end"] = os.getloadavg()
     print(json.dumps(report, indent=2 if args.json else None))
 
 
