@@ -18,6 +18,12 @@ from edge.config import load_config
 from edge.events import Event, MoodChanged, StatusChanged
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process apps here keep their state in the test's folder, not the user's."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+
+
 def daemon_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOODBOX_")}
     env.update(
