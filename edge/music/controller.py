@@ -492,6 +492,8 @@ class MusicController:
         if self._target is not None and self.config.strategy == "lift":
             self._target = self._strategy_target()
         self._queue_next()
+        # The file first: a program that reacts to the event (`moodbox music like`) reads it.
+        self._write_now_playing(track)
         self._emit(
             TrackStarted(
                 time=self._clock(),
@@ -503,7 +505,6 @@ class MusicController:
             )
         )
         self._publish_state()
-        self._write_now_playing(track)
 
     def _feedback(self, kind: Feedback, track: Track) -> None:
         if self.preferences is None:
