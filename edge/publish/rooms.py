@@ -185,7 +185,7 @@ class RoomsService:
                 topic = room_topic(self.household_topic, self.device_id)
                 sent.append(self._publish(topic, OFFLINE_PAYLOAD))
             if self.handover:
-                sent.append(self._publish_offer(self._clock(), playing=False))
+                sent.append(self._publish_offer(self._clock(), None))
             for info in sent:
                 try:
                     info.wait_for_publish(timeout=1.0)
@@ -314,24 +314,25 @@ class RoomsService:
 
     def _update_offer(self, wall: float) -> None:
         assert self._music is not None
-        playing = self._music.listening() is not None
-        if playing:
+        listening = self._music.listening()  # once a poll: it asks the player where it is
+        if listening is not None:
             for user in self._view:
                 self._listeners[user] = wall
-        horizon = wall - self.book.handover_s
-        self._listeners = {u: t for u, t in self._listeners.items() if t >= horizon and playing}
-        listening = self._music.listening()
+            horizon = wall - self.book.handover_s
+            self._listeners = {u: t for u, t in self._listeners.items() if t >= horizon}
+        else:
+            self._listeners = {}
         shape = (
             None if listening is None else listening["track"],
             tuple(sorted(self._listeners)),
             self._took_over,
         )
-        if shape != self._sent_offer or (playing and wall >= self._next_offer):
-            self._publish_offer(wall, playing=playing)
+        if shape != self._sent_offer or (listening is not None and wall >= self._next_offer):
+            self._publish_offer(wall, listening)
 
-    def _publish_offer(self, wall: float, *, playing: bool) -> mqtt.MQTTMessageInfo:
-        assert self._cipher is not None and self._music is not None
-        listening = self._music.listening() if playing else None
+    def _publish_offer(self, wall: float, listening: dict[str, Any] | None) -> mqtt.MQTTMessageInfo:
+        """Seal and publish what plays here (``listening`` None: nothing to continue)."""
+        assert self._cipher is not None
         self._seq = max(self._seq + 1, int(wall * 1000))  # grows across restarts too
         offer = Offer(
             origin=self.device_id,

@@ -137,15 +137,7 @@ def test_cli_forget_removes_music_state_too(tmp_path: Path) -> None:
         prefs.record(None, "happy", "music/happy/a.wav", "like")
     (state / NOW_PLAYING).write_text(json.dumps({"track_id": "a", "users": [NAME, "Bo"]}))
     # The other Unicode form and another case name the same person.
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", "forget", NAME.lower()],
-        cwd=tmp_path,
-        env=daemon_env(tmp_path, STATE_DIRECTORY=str(state)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(tmp_path, state, "forget", NAME.lower())
     assert result.returncode == 0, result.stderr
     assert traces(state, needles_for(vectors)) == {}
     assert json.loads((state / NOW_PLAYING).read_text())["users"] == ["Bo"]
