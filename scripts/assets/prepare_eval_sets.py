@@ -9,7 +9,11 @@ From ../shared/data (never committed; written under the git-ignored .cache/eval)
 - ``fer2013_public``: FER-2013 PublicTest (the validation split, for tuning);
 - ``ferplus_test``: FER+ test faces under their majority vote, keeping the faces whose
   majority is one of our 7 classes (contempt, unknown and not-a-face majorities dropped;
-  ties go to the first class in the FER+ column order).
+  ties go to the first class in the FER+ column order);
+- ``ferplus_test_ref``: FER+ test faces under the FERPlus reference protocol (votes of one
+  dropped as outliers, a face kept only where one emotion then holds more than half of the
+  remaining votes and that emotion is one of our 7 classes: 3,122 faces), the protocol the
+  published FER+ figures use.
 
     python scripts/assets/prepare_eval_sets.py && moodbox eval-emotion .cache/eval/fer2013_private
 """
@@ -80,10 +84,31 @@ def fer2013(data_dir: Path, out: Path) -> None:
     )
 
 
+def majority_label(votes: np.ndarray) -> str | None:
+    """The most-voted FER+ column's class (None: contempt, unknown or not-a-face)."""
+    return FERPLUS_CLASSES[int(np.argmax(votes))]
+
+
+def reference_label(votes: np.ndarray) -> str | None:
+    """The FERPlus reference protocol's class for one face's ten vote counts (None: left out).
+
+    A single vote is taken as an annotator's slip and dropped; the face counts only
+    where one emotion then holds more than half of the remaining votes, and not where
+    that is contempt, unknown or not-a-face. This is the training script's
+    ``ferplus_reference`` on one face, so validation and test use one protocol.
+    """
+    kept = np.where(votes <= 1, 0, votes)
+    total = int(kept.sum())
+    if total == 0 or 2 * int(kept.max()) <= total:
+        return None
+    return FERPLUS_CLASSES[int(np.argmax(kept))]
+
+
 def ferplus(data_dir: Path, out: Path) -> None:
     tarball = data_dir / "ferplus" / "ferplus-images.tar.gz"
     # Two sequential passes (a gzip tar cannot seek back cheaply): labels, then images.
     labels: dict[str, str] = {}
+    reference: dict[str, str] = {}
     dropped = 0
     with tarfile.open(tarball) as archive:
         for member in archive:
@@ -93,23 +118,33 @@ def ferplus(data_dir: Path, out: Path) -> None:
                 folder = member.name.rsplit("/", 1)[0]
                 for row in csv.reader(handle.read().decode().splitlines()):
                     votes = np.asarray([int(v) for v in row[2:12]])
-                    label = FERPLUS_CLASSES[int(np.argmax(votes))]
+                    name = f"{folder}/{row[0]}"
+                    label = majority_label(votes)
                     if label is None:
                         dropped += 1
                     else:
-                        labels[f"{folder}/{row[0]}"] = label
+                        labels[name] = label
+                    ref = reference_label(votes)
+                    if ref is not None:
+                        reference[name] = ref
                 break
-    kept = 0
+    kept = kept_ref = 0
     with tarfile.open(tarball) as archive:
         for member in archive:
-            label = labels.get(member.name)
-            if label is None:
+            label, ref = labels.get(member.name), reference.get(member.name)
+            if label is None and ref is None:
                 continue
             handle = archive.extractfile(member)
             assert handle is not None
-            write(out / "ferplus_test" / label / Path(member.name).name, handle.read())
-            kept += 1
+            data = handle.read()
+            if label is not None:
+                write(out / "ferplus_test" / label / Path(member.name).name, data)
+                kept += 1
+            if ref is not None:
+                write(out / "ferplus_test_ref" / ref / Path(member.name).name, data)
+                kept_ref += 1
     print(f"ferplus_test: {kept} faces kept, {dropped} dropped (contempt/unknown/NF majority)")
+    print(f"ferplus_test_ref: {kept_ref} faces under the FERPlus reference protocol")
 
 
 def write(path: Path, data: bytes) -> None:

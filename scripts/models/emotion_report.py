@@ -37,6 +37,7 @@ SETS = {
     "fer2013_private": "FER-2013 PrivateTest (test)",
     "fer2013_private_dedup": "FER-2013 PrivateTest, not in Training",
     "ferplus_test": "FER+ test, majority label (7 classes)",
+    "ferplus_test_ref": "FER+ test, FERPlus reference protocol",
     "fer2013_public": "FER-2013 PublicTest (validation)",
 }
 
