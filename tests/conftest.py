@@ -77,12 +77,17 @@ def write_config(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def _broker(tmp_path: Path, persistence: bool) -> Iterator[MosquittoBroker]:
+def require_mosquitto() -> None:
+    """Skip without mosquitto on a developer's machine; fail in CI, which installs it."""
     if find_mosquitto() is None:
         message = "mosquitto not found: apt-get install mosquitto (.ci/run does)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def _broker(tmp_path: Path, persistence: bool) -> Iterator[MosquittoBroker]:
+    require_mosquitto()
     broker = MosquittoBroker(tmp_path / "broker", persistence=persistence)
     broker.workdir.mkdir()
     broker.start()

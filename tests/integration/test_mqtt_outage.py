@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from conftest import require_mosquitto
 from mqtt_broker import (
     PREFIX,
     MosquittoBroker,
@@ -91,6 +92,7 @@ def test_the_outage_queue_is_bounded_and_its_drops_are_reported(
 
 
 def test_daemon_started_before_its_broker_connects_and_flushes(tmp_path: Path) -> None:
+    require_mosquitto()  # this test starts its broker late, so it takes no broker fixture
     broker = MosquittoBroker(tmp_path, port=free_port(), persistence=True)
     # A listener's persistent session exists before the outage, as Home Assistant's would.
     broker.start()
