@@ -739,10 +739,19 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(log_path, log_csv(state["log"]))
 
     source = best_path if args.checkpoint == "best" else ckpt_path
+    exported = f"{args.checkpoint} (epoch {{}})"
     if source.exists():
         saved = torch.load(source, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
         exported_epoch = saved["epoch"] if "epoch" in saved else state["epoch"]
+    elif args.export_only and args.init is not None:
+        # A committed weights file, when the run's cache is gone: --init loaded
+        # it above; its own metadata says which epoch it is.
+        saved = torch.load(args.init, weights_only=False, map_location="cpu")
+        exported_epoch = int(saved.get("epoch") or 0)
+        if args.checkpoint == "best" and isinstance(saved.get("val"), dict):
+            state["best_epoch"], state["best_score"] = exported_epoch, saved["val"]["val_score"]
+        exported = f"{args.init.as_posix()} (epoch {{}})"
     else:
         print(f"no {source}: exporting the untrained network (for timing only)", flush=True)
         exported_epoch = 0
@@ -782,8 +791,9 @@ def main(argv: list[str] | None = None) -> int:
             "teacher": None
             if args.teacher is None
             else {"checkpoint": str(args.teacher), "kd_weight": args.kd_weight},
-            "epochs": state["epoch"],
-            "exported": f"{args.checkpoint} (epoch {exported_epoch})",
+            # None: exported from a weights file, whose run length is in its provenance.
+            "epochs": state["epoch"] or None,
+            "exported": exported.format(exported_epoch),
             "best_epoch": state["best_epoch"],
             "best_val_score_float": round(state["best_score"], 4),
             "wall_s": round(state["wall_s"], 1),
