@@ -739,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(log_path, log_csv(state["log"]))
 
     source = best_path if args.checkpoint == "best" else ckpt_path
-    exported = f"{args.checkpoint} (epoch {{}})"
+    exported_from = args.checkpoint
     if source.exists():
         saved = torch.load(source, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
@@ -751,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         exported_epoch = int(saved.get("epoch") or 0)
         if args.checkpoint == "best" and isinstance(saved.get("val"), dict):
             state["best_epoch"], state["best_score"] = exported_epoch, saved["val"]["val_score"]
-        exported = f"{args.init.as_posix()} (epoch {{}})"
+        exported_from = args.init.as_posix()
     else:
         print(f"no {source}: exporting the untrained network (for timing only)", flush=True)
         exported_epoch = 0
@@ -793,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             else {"checkpoint": str(args.teacher), "kd_weight": args.kd_weight},
             # None: exported from a weights file, whose run length is in its provenance.
             "epochs": state["epoch"] or None,
-            "exported": exported.format(exported_epoch),
+            "exported": f"{exported_from} (epoch {exported_epoch})",
             "best_epoch": state["best_epoch"],
             "best_val_score_float": round(state["best_score"], 4),
             "wall_s": round(state["wall_s"], 1),

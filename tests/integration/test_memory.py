@@ -51,7 +51,7 @@ def drop_cached_libraries() -> int:
             continue
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)  # written-back pages only can be dropped
+            os.fsync(fd)  # only pages written back to disk can be dropped
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             advised += 1
         finally:
